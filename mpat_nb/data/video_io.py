@@ -1,0 +1,278 @@
+"""Video and image files: read a video or a folder of frames as RGB arrays, write mp4 / gif / avi or frames.
+
+Glossary: T frames, H x W pixels. Frames are ``(T, H, W, 3)`` (or one ``(H, W, 3)``) ``uint8`` **RGB**;
+OpenCV's BGR is converted at this border and nowhere else. Video files go through OpenCV
+(``cv2.VideoCapture`` / ``cv2.VideoWriter``), images and GIFs through Pillow.
+
+Every malformed input raises :class:`~mpat_nb.utils.InputError` naming the file. Every writer is atomic:
+a video is written to a temporary file renamed into place; frames are written into a temporary folder
+that replaces the destination folder only after the last frame is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mpat_nb.data.annotations import Video
+from mpat_nb.utils import InputError, atomic_path
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_FOURCC",
+    "read_video",
+    "iter_video",
+    "video_info",
+    "write_video",
+    "write_frames",
+    "read_image",
+    "iter_frame_images",
+]
+
+PathLike = str | os.PathLike
+
+#: File endings read as frames in a folder (case-insensitive) and accepted by :func:`write_frames`.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+#: OpenCV codec per video ending; ``.gif`` is written by Pillow.
+VIDEO_FOURCC: dict[str, str] = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+# ==============================================================================================
+# Reading
+# ==============================================================================================
+def read_video(path: PathLike) -> np.ndarray:
+    """Read a whole video file or folder of images: -> frames (T, H, W, 3) uint8 RGB."""
+    return np.stack(list(iter_video(path)))
+
+
+def iter_video(path: PathLike) -> Iterator[np.ndarray]:
+    """Yield the frames of a video file or of a folder of images (sorted by name), each (H, W, 3) RGB.
+
+    Problems found without decoding (missing path, empty folder, a file OpenCV cannot open) are raised
+    here, at the call; a frame that fails to decode raises when it is reached.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _iter_images(_image_files(path), f"{path}")
+    return _iter_capture(_open_capture(path), path)
+
+
+def video_info(path: PathLike) -> dict:
+    """``{"num_frames", "fps", "width", "height"}`` of a video file (from its header; ``num_frames`` can
+    be approximate for some containers) or of a folder of images (``fps`` is None: frames have no rate)."""
+    path = Path(path)
+    if path.is_dir():
+        files = _image_files(path)
+        width, height = _image_size(files[0])
+        return {"num_frames": len(files), "fps": None, "width": width, "height": height}
+    capture = _open_capture(path)
+    try:
+        return {
+            "num_frames": int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
+            "fps": float(capture.get(cv2.CAP_PROP_FPS)),
+            "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        }
+    finally:
+        capture.release()
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read one image: -> (H, W, 3) uint8 RGB. Grayscale, palette and RGBA images are converted (alpha
+    dropped). Pixels are taken as stored (no EXIF rotation), the frame annotations refer to."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image file not found" if not path.exists() else f"{path}: not a file")
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"{path}: cannot read the image ({error}); expected a JPEG, PNG or BMP file") from error
+
+
+def iter_frame_images(video: Video, image_root: PathLike = ".") -> Iterator[np.ndarray]:
+    """Yield the image of every frame of ``video``, (H, W, 3) RGB, read from ``image_root / file_name``.
+
+    All files are checked before the first is read, so a missing one is reported at the call.
+    """
+    root = Path(image_root)
+    paths = [root / frame.file_name for frame in video.frames]
+    for t, path in enumerate(paths):
+        if not path.is_file():
+            raise InputError(
+                f"{path}: image of frame {t} of video {video.name!r} not found (file_name "
+                f"{video.frames[t].file_name!r} under image_root {str(root)!r}); pass as image_root the "
+                "folder that the file names are relative to")
+    return (read_image(path) for path in paths)
+
+
+# ==============================================================================================
+# Writing
+# ==============================================================================================
+def write_video(frames: Iterable[np.ndarray], path: PathLike, fps: float = 10) -> None:
+    """Write frames (T, H, W, 3) uint8 RGB as ``.mp4`` (mp4v), ``.avi`` (MJPG) or ``.gif`` (Pillow, loops).
+
+    mp4 / avi codecs need even sizes: an odd height or width is padded by repeating the last row or
+    column. Pillow merges identical consecutive GIF frames (keeping the timing), so a GIF of a still
+    scene reads back with fewer frames.
+    """
+    path = Path(path)
+    ending = path.suffix.lower()
+    if ending not in (*VIDEO_FOURCC, ".gif"):
+        raise InputError(f"{path}: unknown video ending {ending!r}; use one of {(*VIDEO_FOURCC, '.gif')}")
+    if not fps > 0:
+        raise InputError(f"{path}: fps must be positive, got {fps}")
+    checked = _checked_frames(frames, path)
+    with atomic_path(path) as tmp:
+        if ending == ".gif":
+            _write_gif(checked, tmp, fps)
+        else:
+            _write_opencv(checked, tmp, fps, VIDEO_FOURCC[ending], path)
+
+
+def write_frames(frames: Iterable[np.ndarray], folder: PathLike, ext: str = ".jpg", quality: int = 95) -> None:
+    """Write frames (T, H, W, 3) uint8 RGB as ``folder/000000.jpg, 000001.jpg, ...``.
+
+    ``ext``: ``.jpg`` / ``.jpeg`` (with JPEG ``quality``), ``.png`` (lossless) or ``.bmp``. An existing
+    ``folder`` is replaced as a whole, and only once every frame has been written.
+    """
+    folder = Path(folder)
+    ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    if ext not in IMAGE_EXTENSIONS:
+        raise InputError(f"{folder}: unknown image ending {ext!r}; use one of {IMAGE_EXTENSIONS}")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    options = {"quality": int(quality)} if ext in (".jpg", ".jpeg") else {}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        for t, frame in enumerate(_checked_frames(frames, folder)):
+            Image.fromarray(frame).save(tmp / f"{t:06d}{ext}", **options)
+        _replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ==============================================================================================
+# Helpers
+# ==============================================================================================
+def _open_capture(path: Path) -> cv2.VideoCapture:
+    if not path.exists():
+        raise InputError(f"{path}: video file or folder of frames not found")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise InputError(f"{path}: OpenCV cannot open this video (not a video, damaged, or a codec this "
+                         "OpenCV build lacks); try converting it to mp4 or to a folder of frames")
+    return capture
+
+
+def _iter_capture(capture: cv2.VideoCapture, path: Path) -> Iterator[np.ndarray]:
+    try:
+        count = 0
+        while True:
+            ok, frame_bgr = capture.read()
+            if not ok:
+                break
+            count += 1
+            yield cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        if count == 0:
+            raise InputError(f"{path}: OpenCV opened the video but could not decode a single frame")
+    finally:
+        capture.release()
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The images of a folder sorted by name (hidden files skipped); raises if there is none."""
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{folder}: empty folder of frames: no {'/'.join(IMAGE_EXTENSIONS)} files in it")
+    return files
+
+
+def _iter_images(files: list[Path], where: str) -> Iterator[np.ndarray]:
+    first_shape = None
+    for path in files:
+        image = read_image(path)
+        if first_shape is None:
+            first_shape = image.shape
+        elif image.shape != first_shape:
+            raise InputError(f"{path}: is {image.shape[1]}x{image.shape[0]} but the first frame of {where} is "
+                             f"{first_shape[1]}x{first_shape[0]}; all frames of a folder must have one size")
+        yield image
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"{path}: cannot read the image ({error})") from error
+
+
+def _checked_frames(frames: Iterable[np.ndarray], path: Path) -> Iterator[np.ndarray]:
+    """Yield frames after checking each is (H, W, 3) uint8 and of the first frame's size; none -> error."""
+    first_shape = None
+    for t, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"{path}: frame {t} is {frame.dtype} {frame.shape}, expected uint8 (H, W, 3) RGB; "
+                             "convert floats in [0, 1] with (frame * 255).round().clip(0, 255).astype(np.uint8)")
+        if first_shape is None:
+            first_shape = frame.shape
+        elif frame.shape != first_shape:
+            raise InputError(f"{path}: frame {t} has shape {frame.shape} but frame 0 has {first_shape}; "
+                             "a video needs one frame size")
+        yield frame
+    if first_shape is None:
+        raise InputError(f"{path}: no frames to write")
+
+
+def _write_opencv(frames: Iterator[np.ndarray], tmp: Path, fps: float, fourcc: str, path: Path) -> None:
+    writer = None
+    try:
+        for frame in frames:
+            height, width = frame.shape[:2]
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")  # codecs want even sizes
+            if writer is None:
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps),
+                                         (frame.shape[1], frame.shape[0]))
+                if not writer.isOpened():
+                    raise RuntimeError(f"{path}: this OpenCV build cannot write {fourcc!r} video; "
+                                       "write a .gif or a folder of frames instead")
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+
+
+def _write_gif(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                   duration=max(1, round(1000 / fps)), loop=0)  # loop=0: forever
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an existing ``target`` is removed only after the move succeeded."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(backup)  # only the unique name is wanted
+    os.replace(target, backup)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
