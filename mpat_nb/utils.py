@@ -18,6 +18,10 @@ class InputError(ValueError):
     """Bad user input (file, JSON, video, arguments). The message names the thing and the fix."""
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example the loss became NaN); the message names the step."""
+
+
 def is_fast_mode() -> bool:
     """True when ``MPAT_NB_FAST=1``: notebooks and demos shrink sizes and steps (CI uses this)."""
     return os.environ.get(FAST_ENV_VAR, "0").strip() == "1"

@@ -1,0 +1,163 @@
+"""The mpat-nb command line: generate synthetic clips, evaluate predictions, run the demo.
+
+Every sub-command prints a single-line error and exits with status 2 on bad input (missing file,
+malformed JSON, unknown preset, bad size), leaving no partial output behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mpat_nb.utils import InputError, TrainingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mpat-nb`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (InputError, TrainingError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"mpat-nb {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        print(f"mpat-nb {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpat-nb", description=__doc__.splitlines()[0])
+    from mpat_nb import __version__
+
+    parser.add_argument("--version", action="version", version=f"mpat_nb {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="write a synthetic multi-person clip (frames + PoseTrack18 JSON)",
+                                   description="Write a synthetic multi-person articulated clip: frames as JPEG and "
+                                               "annotations as PoseTrack18 JSON under OUT/images and OUT/annotations.")
+    generate.add_argument("--preset", default="mixed", help="scene preset (see --list-presets); default: mixed")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (same seed, same clip); default: 0")
+    generate.add_argument("--frames", type=int, default=30, help="number of frames; default: 30")
+    generate.add_argument("--size", type=parse_size, default=(256, 256), help="frame size WxH; default: 256x256")
+    generate.add_argument("--out", type=Path, default=Path("synthetic"), help="output folder; default: ./synthetic")
+    generate.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    generate.set_defaults(handler=_cmd_generate)
+
+    evaluate = commands.add_parser("evaluate", help="PoseTrack mAP and MOTA of predictions against ground truth",
+                                   description="Evaluate PoseTrack predictions (per-joint AP / mAP and MOTA) like the "
+                                               "official tool. GT and PRED are PoseTrack17/18 JSON files or folders of "
+                                               "them (one per video, matched by file name).")
+    evaluate.add_argument("--gt", type=Path, required=True, help="ground-truth JSON file or folder")
+    evaluate.add_argument("--pred", type=Path, required=True, help="prediction JSON file or folder")
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the totals to this JSON file")
+    evaluate.add_argument("--strict", action="store_true",
+                          help="strict CLEAR-MOT instead of the official tool's rules (no phantom rule, last frame kept)")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    train = commands.add_parser("train", help="train a model (spatial: SpatialNet)",
+                                description="Train SpatialNet on synthetic data generated on the fly, or on real PoseTrack / "
+                                            "COCO annotations. Checkpoints (OUT/last.pt) resume exactly with --resume.")
+    train.add_argument("stage", choices=["spatial"], help="what to train")
+    train.add_argument("--preset", default="tiny", help="model preset: tiny, small or paper; default: tiny")
+    train.add_argument("--steps", type=int, default=3000, help="optimiser steps; default: 3000")
+    train.add_argument("--batch-size", type=int, default=16, help="images per step; default: 16")
+    train.add_argument("--lr", type=float, default=2e-4, help="initial learning rate (Adam); default: 2e-4")
+    train.add_argument("--data", default="synthetic", choices=["synthetic", "posetrack", "coco"], help="training data")
+    train.add_argument("--synth-preset", default="mixed", help="generator preset for synthetic data and validation")
+    train.add_argument("--annotations", default=None, help="real data: annotation file or folder")
+    train.add_argument("--image-root", default=None, help="real data: folder the image file names are relative to")
+    train.add_argument("--val-every", type=int, default=500, help="steps between validations (mAP); default: 500")
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="wall-clock budget: stop (validate and save) when spent; the lr drop moves with it")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes; default: 0")
+    train.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
+    train.add_argument("--out", type=Path, default=Path("runs/spatialnet"), help="output folder; default: runs/spatialnet")
+    train.add_argument("--resume", type=Path, default=None, help="checkpoint to resume from (e.g. OUT/last.pt)")
+    train.set_defaults(handler=_cmd_train)
+
+    demo = commands.add_parser("demo", help="run the end-to-end demo and write its outputs",
+                               description="Generate a clip, draw its tracks (GIF, MP4, PNG strip), evaluate a "
+                                           "corrupted copy of the annotations and print the metric table.")
+    demo.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder; default: ./demo_output")
+    demo.add_argument("--preset", default="mixed", help="scene preset; default: mixed")
+    demo.add_argument("--seed", type=int, default=7, help="random seed; default: 7")
+    demo.add_argument("--frames", type=int, default=40, help="number of frames; default: 40")
+    demo.add_argument("--size", type=parse_size, default=(256, 256), help="frame size WxH; default: 256x256")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` (e.g. ``320x240``) into (width, height)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like WIDTHxHEIGHT (e.g. 256x256), got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from mpat_nb.data.synth import PRESETS, generate_clip
+
+    if args.list_presets:
+        for name, config in PRESETS.items():
+            print(f"{name:14s} {config.description if hasattr(config, 'description') else ''}")
+        return 0
+    if args.frames < 1:
+        raise InputError(f"--frames must be at least 1, got {args.frames}")
+    clip = generate_clip(preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size)
+    clip.save(args.out)
+    name = clip.video.name
+    print(f"wrote {args.frames} frames to {args.out / 'images' / name}")
+    print(f"wrote annotations to {args.out / 'annotations' / (name + '.json')}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mpat_nb.evaluate import evaluate_paths
+    from mpat_nb.utils import atomic_write_text
+
+    for label, path in (("--gt", args.gt), ("--pred", args.pred)):
+        if not path.exists():
+            raise InputError(f"{label} {path} does not exist: give a PoseTrack JSON file or a folder of them")
+    result = evaluate_paths(args.gt, args.pred, poseval_compat=not args.strict)
+    print(result.table())
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
+        print(f"wrote totals to {args.json}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mpat_nb.train import SpatialTrainConfig, train_spatialnet
+
+    if args.steps < 1 or args.batch_size < 1:
+        raise InputError("--steps and --batch-size must be at least 1")
+    config = SpatialTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, data=args.data,
+                                synth_preset=args.synth_preset, annotations=args.annotations, image_root=args.image_root,
+                                val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes, num_workers=args.workers, device=args.device)
+    result = train_spatialnet(config, args.out, resume=args.resume)
+    print(f"final validation mAP {result['val_map']:.1f}; checkpoint {result['checkpoint']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mpat_nb.demo import run_demo
+
+    run_demo(args.out, preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
