@@ -1,0 +1,71 @@
+"""Checkpoints: one format for every model, saved atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors and Python primitives (so the safe unpickler accepts it):
+``kind`` (e.g. "spatialnet"), ``preset`` and ``model_config`` (the architecture), ``model`` (state dict),
+optionally ``optimizer``, ``scheduler``, ``step``, ``rng`` (torch RNG state), ``train_config``,
+``metrics``, and ``versions`` (mpat_nb, torch) for the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mpat_nb.utils import InputError, atomic_path
+
+#: Shipped checkpoints live inside the package so that ``pip install`` brings them along.
+PACKAGE_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+
+def save_checkpoint(path: str | Path, *, kind: str, model: torch.nn.Module, model_config: Any, **extra: Any) -> Path:
+    """Write a checkpoint atomically (temp file + rename). ``model_config`` is a dataclass."""
+    import mpat_nb
+
+    payload = {
+        "kind": kind,
+        "preset": getattr(model_config, "name", None),
+        "model_config": dataclasses.asdict(model_config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "versions": {"mpat_nb": mpat_nb.__version__, "torch": str(torch.__version__)},  # TorchVersion: not weights_only-safe
+        **extra,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, kind: str | None = None, preset: str | None = None,
+                    map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely and check that it is what the caller expects.
+
+    Raises InputError naming the file for a missing or corrupt file, a checkpoint of another model
+    kind, or one of another preset.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a corrupt / foreign file
+        raise InputError(f"checkpoint {path} cannot be read (corrupt or not an mpat_nb checkpoint): {type(error).__name__}") from None
+    if not isinstance(payload, dict) or "model" not in payload or "kind" not in payload:
+        raise InputError(f"checkpoint {path} is not an mpat_nb checkpoint (no 'kind'/'model' entries)")
+    if kind is not None and payload["kind"] != kind:
+        raise InputError(f"checkpoint {path} holds a {payload['kind']!r} model, expected {kind!r}")
+    if preset is not None and payload.get("preset") != preset:
+        raise InputError(f"checkpoint {path} is of preset {payload.get('preset')!r}, expected {preset!r}: "
+                         f"pass --preset {payload.get('preset')} or a checkpoint of preset {preset!r}")
+    return payload
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of a checkpoint shipped in the package (e.g. ``"spatialnet_tiny.pt"``), with a clear error."""
+    path = PACKAGE_CHECKPOINTS / name
+    if not path.is_file():
+        available = sorted(p.name for p in PACKAGE_CHECKPOINTS.glob("*.pt")) if PACKAGE_CHECKPOINTS.is_dir() else []
+        raise InputError(f"no shipped checkpoint {name!r}; available: {available or 'none'}")
+    return path

@@ -1,0 +1,169 @@
+"""From SpatialNet's maps to people: candidates, embeddings, grouping, image coordinates.
+
+Steps (method.md 2.8): (1) optional flip test; (2) heatmap NMS and the top-k candidates per joint;
+(3) read the embeddings at the candidates: KE (one scalar per joint map) and SIE = position + SVF;
+(4) group into people (associative-embedding greedy rule, :mod:`mpat_nb.grouping`), optionally after
+Pose-Guided Grouping refines the embeddings; (5) sub-pixel refinement and mapping back to the image.
+
+Glossary: B images, K = 15 joints, M candidates per joint, H x W output grid, S input size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from mpat_nb.codec import subpixel_refine, topk_candidates
+from mpat_nb.data.annotations import Person
+from mpat_nb.data.augment import NO_AUGMENTATION, augmentation_matrix
+from mpat_nb.grouping import GroupingConfig, group_candidates
+from mpat_nb.skeleton import FLIP_PERMUTATION, joints_to_slots17
+
+#: Which embedding the grouping compares: the AE baseline uses KE alone.
+EMBEDDINGS = ("ke", "sie", "ke+sie")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Decoding choices (the paper is silent; defaults from AE / method.md 2.8)."""
+
+    top_k: int = 30                    # candidates per joint (AE)
+    nms_kernel: int = 3                # 3 x 3 max-pool NMS (AE)
+    embedding: str = "ke"              # "ke" (AE baseline), "sie", or "ke+sie"
+    ke_bandwidth: float = 1.0          # KE units per bandwidth (AE tag threshold 1)
+    sie_bandwidth: float = 6.0 / 128   # SIE bandwidth as a fraction of the output width (6 px at 128)
+    flip_test: bool = False            # average with the horizontally flipped image
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+
+
+@dataclass
+class Candidates:
+    """One image's candidates. xy (K, M, 2) output pixels; scores (K, M); ke (K, M, E); sie (K, M, 2)."""
+
+    xy: np.ndarray
+    scores: np.ndarray
+    ke: np.ndarray
+    sie: np.ndarray
+
+    def embeddings(self, config: DecodeConfig, output_width: int) -> np.ndarray:
+        """(K, M, D) the grouping embedding chosen by ``config.embedding``, in bandwidth units."""
+        if config.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {config.embedding!r}")
+        parts = []
+        if "ke" in config.embedding:
+            parts.append(self.ke / config.ke_bandwidth)
+        if "sie" in config.embedding:
+            parts.append(self.sie / (config.sie_bandwidth * output_width))
+        return np.concatenate(parts, axis=2)
+
+
+def model_maps(model: torch.nn.Module, images: torch.Tensor, *, flip_test: bool = False) -> dict[str, torch.Tensor]:
+    """Run SpatialNet and return the last stack's maps (optionally averaged with the flipped image).
+
+    images: (B, 3, S, S) in [0, 1]. Returns heatmaps (B, K, H, W), ke (B, K, H, W, E) with E = 1 (E = 2
+    with the flip test: AE concatenates the two tags), svf (B, 2, H, W) in output pixels, features.
+    """
+    from mpat_nb.config import SVF_NORMALISER
+
+    output = model(images)
+    heatmaps = output.heatmaps[:, -1]
+    ke = output.keypoint_embedding[:, -1].unsqueeze(-1)
+    svf = output.svf[:, -1] * SVF_NORMALISER
+    if flip_test:
+        flipped = model(torch.flip(images, dims=[3]))
+        heatmaps_f = torch.flip(flipped.heatmaps[:, -1], dims=[3])[:, FLIP_PERMUTATION]
+        ke_f = torch.flip(flipped.keypoint_embedding[:, -1], dims=[3])[:, FLIP_PERMUTATION].unsqueeze(-1)
+        svf_f = torch.flip(flipped.svf[:, -1], dims=[3]) * SVF_NORMALISER
+        svf_f = torch.stack([-svf_f[:, 0], svf_f[:, 1]], dim=1)          # mirrored x offsets change sign
+        heatmaps = (heatmaps + heatmaps_f) / 2
+        ke = torch.cat([ke, ke_f], dim=-1)
+        svf = (svf + svf_f) / 2
+    return {"heatmaps": heatmaps, "ke": ke, "svf": svf, "features": output.features}
+
+
+def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tensor, config: DecodeConfig = DecodeConfig()) -> list[Candidates]:
+    """Top-k NMS candidates per joint with their KE and SIE, for every image of the batch.
+
+    heatmaps: (B, K, H, W); ke: (B, K, H, W, E) or (B, K, H, W); svf: (B, 2, H, W) in output pixels.
+    """
+    if ke.ndim == 4:
+        ke = ke.unsqueeze(-1)
+    batch, num_joints, height, width = heatmaps.shape
+    k = min(config.top_k, height * width)
+    scores, ys, xs = topk_candidates(heatmaps, k, nms_kernel=config.nms_kernel)     # (B, K, M)
+    flat = (ys * width + xs)                                                        # (B, K, M)
+    ke_at = ke.reshape(batch, num_joints, height * width, -1).gather(
+        2, flat.unsqueeze(-1).expand(-1, -1, -1, ke.shape[-1]))                     # (B, K, M, E)
+    svf_flat = svf.reshape(batch, 2, height * width)
+    svf_at = torch.stack([svf_flat[:, c].gather(1, flat.reshape(batch, -1)).reshape(flat.shape) for c in range(2)], dim=-1)
+    sie = torch.stack([xs, ys], dim=-1).float() + svf_at                            # Eq.: SIE(p) = p + v(p)
+    ref_x, ref_y = subpixel_refine(heatmaps, ys, xs)
+    xy = torch.stack([ref_x, ref_y], dim=-1)
+    to_np = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+    return [Candidates(to_np(xy[b]), to_np(scores[b]), to_np(ke_at[b]), to_np(sie[b])) for b in range(batch)]
+
+
+def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeConfig(),
+                 refine: Callable[[Candidates, np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
+    """Group every image's candidates into poses (P, K, 3) x, y, score in output pixels.
+
+    refine: optional function (candidates, embeddings (K, M, D)) -> refined embeddings, where
+    Pose-Guided Grouping plugs in.
+    """
+    height_width = maps["heatmaps"].shape[-1]
+    poses = []
+    for candidates in extract_candidates(maps["heatmaps"], maps["ke"], maps["svf"], config):
+        embeddings = candidates.embeddings(config, height_width)
+        if refine is not None:
+            embeddings = refine(candidates, embeddings)
+        image_poses, _ = group_candidates(candidates.xy, candidates.scores, embeddings, config.grouping)
+        poses.append(image_poses)
+    return poses
+
+
+def poses_to_people(poses: np.ndarray, image_size: tuple[int, int], input_size: int, output_size: int) -> list[Person]:
+    """Map poses (P, K, 3) from the output grid back to the original image and wrap them as people.
+
+    image_size: (width, height) of the original image, which was letterboxed into the S x S input.
+    Person ids are 0..P-1 (the tracker assigns real track ids).
+    """
+    scale = input_size / output_size
+    inverse = np.linalg.inv(np.vstack([augmentation_matrix(NO_AUGMENTATION, image_size, (input_size, input_size)), [0, 0, 1]]))
+    people = []
+    for index, pose in enumerate(poses):
+        present = pose[:, 2] > 0
+        xy_input = (pose[:, :2] + 0.5) * scale - 0.5                       # output grid -> input pixels
+        xy_image = xy_input @ inverse[:2, :2].T + inverse[:2, 2]           # input -> original image
+        joints = np.zeros((len(pose), 3))
+        joints[present, :2] = xy_image[present]
+        joints[present, 2] = 1.0
+        scores = np.where(present, pose[:, 2], 0.0)
+        keypoints = joints_to_slots17(joints)
+        keypoint_scores = joints_to_slots17(scores[:, None])[:, 0]
+        people.append(Person(keypoints=keypoints, track_id=index, scores=keypoint_scores, score=float(scores.mean())))
+    return people
+
+
+@torch.no_grad()
+def predict_people(model: torch.nn.Module, images: Sequence[np.ndarray], config: DecodeConfig = DecodeConfig(), *,
+                   batch_size: int = 8, device: torch.device | str | None = None,
+                   refine: Callable[[Candidates, np.ndarray], np.ndarray] | None = None) -> list[list[Person]]:
+    """Detect and group people in RGB images of any size (letterboxed to the model's input size)."""
+    from mpat_nb.data.augment import augment_image
+    from mpat_nb.data.datasets import to_rgb
+
+    input_size, output_size = model.config.input_size, model.config.output_size
+    device = device or next(model.parameters()).device
+    model.eval()
+    results: list[list[Person]] = []
+    for start in range(0, len(images), batch_size):
+        chunk = [to_rgb(img) for img in images[start:start + batch_size]]
+        batch = np.stack([augment_image(img, NO_AUGMENTATION, (input_size, input_size)) for img in chunk])
+        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+        maps = model_maps(model, tensor, flip_test=config.flip_test)
+        for img, poses in zip(chunk, decode_batch(maps, config, refine)):
+            results.append(poses_to_people(poses, (img.shape[1], img.shape[0]), input_size, output_size))
+    return results

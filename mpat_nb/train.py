@@ -1,0 +1,200 @@
+"""Training SpatialNet: one entry point for the Python API and the command line.
+
+``train_spatialnet(SpatialTrainConfig(...), out_dir)`` runs Adam with the paper's step schedule scaled to
+the preset (2e-4, then 1e-5 for the last sixth: 250K of 300K iterations in the paper), the supplementary's
+augmentations, synthetic data generated on the fly (or real PoseTrack / COCO annotations), a progress bar,
+periodic validation mAP with the project's PoseTrack evaluator, and checkpoints that resume exactly
+(data item i is a pure function of (seed, i), so the stream restarts where it stopped).
+
+A NaN or infinite loss stops training with an error naming the step; the last good checkpoint is left
+untouched (checkpoints are written atomically).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from mpat_nb.checkpoints import load_checkpoint, save_checkpoint
+from mpat_nb.config import get_spatial_config
+from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
+from mpat_nb.decode import DecodeConfig, predict_people
+from mpat_nb.losses import spatial_loss
+from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.utils import InputError, TrainingError, atomic_write_text, get_device, seed_everything
+
+
+@dataclass
+class SpatialTrainConfig:
+    """Everything that defines a SpatialNet training run (saved in every checkpoint)."""
+
+    preset: str = "tiny"                 # model preset (mpat_nb.config.SPATIAL_PRESETS)
+    steps: int = 3000                    # optimiser steps in total
+    batch_size: int = 16                 # paper: 16
+    lr: float = 2e-4                     # paper: Adam 2e-4 ...
+    lr_final: float = 1e-5               # ... then 1e-5 ...
+    lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
+    data: str = "synthetic"              # "synthetic", "posetrack" or "coco"
+    synth_preset: str = "mixed"          # generator preset for synthetic data and validation
+    render_size: int = 256               # synthetic frame size (square)
+    annotations: str | None = None       # real data: annotation file or folder
+    image_root: str | None = None        # real data: folder the annotation file names are relative to
+    seed: int = 0
+    val_every: int = 500                 # steps between validations (0: only at the end)
+    val_clips: int = 4                   # synthetic validation clips (seeds disjoint from training)
+    val_frames: int = 8                  # frames per validation clip
+    log_every: int = 25
+    num_workers: int = 0                 # DataLoader workers (synthetic data is cheap; 0 is fine on CPU)
+    amp: bool = True                     # mixed precision on CUDA (ignored on CPU)
+    device: str | None = None            # None: cuda -> mps -> cpu
+    init_checkpoint: str | None = None   # start from these weights (not a resume)
+    max_minutes: float | None = None     # wall-clock budget: stop early (validate + save) when it is spent;
+                                         # the lr then drops at lr_drop_fraction of the budget or of the steps
+
+
+def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume: str | Path | None = None,
+                     progress: bool = True) -> dict:
+    """Train (or resume training) SpatialNet; returns ``{"history", "checkpoint", "val_map"}``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed)
+    device = get_device(config.device)
+    model_config = get_spatial_config(config.preset)
+    model = SpatialNet(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    drop_step = int(round(config.lr_drop_fraction * config.steps))
+    dropped = {"early": False}   # set when the time budget moves the lr drop earlier than drop_step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 1.0 if step < drop_step and not dropped["early"] else config.lr_final / config.lr)
+    start_step, history = 0, []
+    if config.init_checkpoint:
+        model.load_state_dict(load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)["model"])
+    if resume is not None:
+        state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, history = int(state["step"]), list(state.get("history", []))
+        torch.set_rng_state(state["rng"])
+
+    dataset = _training_dataset(config, model_config)
+    order = range(start_step * config.batch_size, min(len(dataset), config.steps * config.batch_size))
+    loader = DataLoader(Subset(dataset, order), batch_size=config.batch_size, shuffle=False, collate_fn=collate_samples,
+                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size)
+    checkpoint_path, val_map = out / "last.pt", float("nan")
+
+    model.train()
+    step = start_step
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}", disable=not progress)
+    started = time.perf_counter()
+    running: dict[str, float] = {}
+    for images, targets in loader:
+        images, targets = images.to(device, non_blocking=True), targets.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            output = model(images)
+        losses = spatial_loss(output, targets)  # in float32 (the losses upcast)
+        total = losses["total"]
+        if not torch.isfinite(total):
+            raise TrainingError(f"the loss became {total.item()} at step {step + 1}; stopped. The last good checkpoint "
+                                f"({checkpoint_path if checkpoint_path.exists() else 'none yet'}) is intact.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        step += 1
+        for key, value in losses.items():
+            running[key] = running.get(key, 0.0) + float(value.detach())
+        if step % config.log_every == 0 or step == config.steps:
+            count = config.log_every if step % config.log_every == 0 else step % config.log_every
+            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 1),
+                      **{k: v / count for k, v in running.items()}}
+            history.append(record)
+            running = {}
+            bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
+        bar.update(1)
+        minutes = (time.perf_counter() - started) / 60
+        out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
+        if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
+            dropped["early"] = True
+        if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
+            val_map = validation_map(model, val_set)
+            history.append({"step": step, "val_map": val_map})
+            bar.write(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
+            model.train()
+            save_checkpoint(checkpoint_path, kind="spatialnet", model=model, model_config=model_config,
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), step=step,
+                            rng=torch.get_rng_state(), train_config=dataclasses.asdict(config), history=history,
+                            metrics={"val_map": val_map})
+            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+        if out_of_time:
+            bar.write(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
+            break
+    bar.close()
+    return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def synthetic_validation_set(preset: str, num_clips: int, num_frames: int, size: int):
+    """Validation clips from the generator's validation seeds (disjoint from the training seeds)."""
+    from mpat_nb.data.synth import generate_clip, split_seeds
+
+    return [generate_clip(preset=preset, seed=int(seed), num_frames=num_frames, size=(size, size))
+            for seed in split_seeds("val", num_clips)]
+
+
+@torch.no_grad()
+def validation_map(model: SpatialNet, clips, decode_config: DecodeConfig = DecodeConfig()) -> float:
+    """Total mAP (PoseTrack evaluator) of the model's poses on the given clips."""
+    from mpat_nb.evaluate import evaluate
+
+    return float(evaluate([c.video for c in clips], predict_videos(model, clips, decode_config)).total_map)
+
+
+@torch.no_grad()
+def predict_videos(model: SpatialNet, clips, decode_config: DecodeConfig = DecodeConfig()):
+    """Per-frame poses for each clip, as Videos aligned with the clips' ground truth (ids per frame)."""
+    from mpat_nb.data.annotations import Frame, Video
+
+    videos = []
+    for clip in clips:
+        people = predict_people(model, list(clip.frames), decode_config)
+        frames = [Frame(file_name=gt.file_name, image_id=gt.image_id, width=gt.width, height=gt.height, people=found)
+                  for gt, found in zip(clip.video.frames, people)]
+        videos.append(Video(name=clip.video.name, frames=frames))
+    return videos
+
+
+def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str | torch.device = "cpu") -> SpatialNet:
+    """A SpatialNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode."""
+    state = load_checkpoint(path, kind="spatialnet", preset=preset, map_location="cpu")
+    model = SpatialNet(get_spatial_config(state["preset"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise InputError(f"checkpoint {path} does not fit the {state['preset']!r} architecture: {str(error).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def _training_dataset(config: SpatialTrainConfig, model_config):
+    if config.data == "synthetic":
+        return SyntheticSpatialDataset(model_config.input_size, model_config.output_size, preset=config.synth_preset,
+                                       split="train", length=config.steps * config.batch_size,
+                                       render_size=(config.render_size, config.render_size), seed=config.seed)
+    if config.data in ("posetrack", "coco"):
+        if not config.annotations or not config.image_root:
+            raise InputError(f"data={config.data!r} needs --annotations and --image-root")
+        frames = posetrack_frames(config.annotations) if config.data == "posetrack" else coco_frames(config.annotations)
+        return AnnotatedFramesDataset(frames, config.image_root, model_config.input_size, model_config.output_size,
+                                      seed=config.seed, length=config.steps * config.batch_size)
+    raise InputError(f"data must be 'synthetic', 'posetrack' or 'coco', got {config.data!r}")
