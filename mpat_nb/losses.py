@@ -178,3 +178,53 @@ def _check_stacked(prediction: torch.Tensor, target: torch.Tensor, name: str) ->
     if prediction.ndim != 5 or target.shape != prediction.shape[:1] + prediction.shape[2:]:
         raise ValueError(f"{name}: predictions must be (B, S, C, H, W) and targets (B, C, H, W) with the same "
                          f"B, C, H, W; got {tuple(prediction.shape)} and {tuple(target.shape)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# L_PGG (method.md 2.6, step 5), added after the helpers above so the existing functions stay as they are
+# ----------------------------------------------------------------------------------------------
+def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L_PGG: the KE and SIE supervision applied to the embeddings refined by Pose-Guided Grouping.
+
+    refined: a :class:`mpat_nb.models.pgg.PGGOutput` (reads ``ke (B, M, E)`` in KE units and ``sie (B, M, 2)``
+    in output pixels); person: (B, M) int, the GT person n of each point; valid: (B, M) bool;
+    centers: (B, N, 2) GT person centres c_n in output pixels (``SpatialTargets.centers``).
+    (``gather_points`` gives ``person`` and ``valid``.)
+
+    [I, method.md 6 choice 10]:
+        L_pull, L_push = AE pull/push (:func:`ae_pull_push`) on the refined KE, grouped by GT person
+        L_SIE' = mean over valid points of ||(sie_i - c_{n_i}) / Z||^2, Z = SVF_NORMALISER (as ``svf_loss``)
+        total = L_pull + L_push + L_SIE'         (the caller multiplies by LOSS_WEIGHTS["pgg"] = 1e-4)
+    The parts are summed with weight 1 inside [I]: the paper gives one weight for L_PGG. L_SIE' is small
+    (normalised offsets of ~0.05 give ~3e-3), like L_SIE next to L_KE.
+    Each point gets its own slot in its person's row of the (B, N, M, E) tensor given to ``ae_pull_push``,
+    so several points of one joint (e.g. extra pixels of a joint disk) are fine and no joint type is needed.
+    Returns scalars ``ke_pull, ke_push, ke, sie, total`` (mean over images; L_SIE' pooled over the batch).
+    """
+    from mpat_nb.config import SVF_NORMALISER
+
+    ke, sie = refined.ke, refined.sie
+    if ke.ndim == 2:
+        ke = ke.unsqueeze(-1)
+    batch, num_points, num_ke = ke.shape
+    if sie.shape != (batch, num_points, 2) or person.shape != (batch, num_points) or valid.shape != person.shape \
+            or centers.ndim != 3 or centers.shape[0] != batch or centers.shape[2] != 2:
+        raise ValueError(f"pgg_loss expects refined.ke (B, M, E), refined.sie (B, M, 2), person and valid (B, M), "
+                         f"centers (B, N, 2); got {tuple(ke.shape)}, {tuple(sie.shape)}, {tuple(person.shape)}, "
+                         f"{tuple(valid.shape)}, {tuple(centers.shape)}")
+    num_people = centers.shape[1]
+    valid = valid.bool() & (person >= 0) & (person < num_people)
+    person = person.long().clamp(0, max(num_people - 1, 0))
+
+    # member[b, n, m]: point m is a valid point of person n -> AE pull/push with the points as "joints"
+    people = torch.arange(num_people, device=person.device)
+    member = valid[:, None, :] & (person[:, None, :] == people[None, :, None])        # (B, N, M)
+    pull, push = ae_pull_push(ke[:, None].expand(batch, num_people, num_points, num_ke), member)
+
+    # ||(sie_i - c_{n_i}) / Z||^2 over valid points, pooled over the batch
+    target = centers.to(sie.dtype).gather(1, person[..., None].expand(batch, num_points, 2))  # (B, M, 2)
+    squared_error = (((sie - target) / SVF_NORMALISER) ** 2).sum(dim=-1)                     # (B, M)
+    squared_error = torch.where(valid, squared_error, 0.0)
+    sie_term = squared_error.sum() / valid.sum().clamp(min=1)
+    ke_term = pull + push
+    return {"ke_pull": pull, "ke_push": push, "ke": ke_term, "sie": sie_term, "total": ke_term + sie_term}

@@ -1,7 +1,9 @@
-"""Networks: the stacked hourglass backbone and SpatialNet (TemporalNet and PGG live beside them)."""
+"""Networks: the stacked hourglass backbone, SpatialNet and Pose-Guided Grouping (TemporalNet to come)."""
 
 from mpat_nb.models.hourglass import Hourglass, Residual, StackedHourglass, Stem
+from mpat_nb.models.pgg import GatheredPoints, PGGOutput, PoseGuidedGrouping, gather_points, pgg_refiner
 from mpat_nb.models.spatialnet import SpatialNet, SpatialNetOutput, count_parameters, estimate_flops, preset_table
 
 __all__ = ["Residual", "Hourglass", "Stem", "StackedHourglass", "SpatialNet", "SpatialNetOutput",
-           "count_parameters", "estimate_flops", "preset_table"]
+           "count_parameters", "estimate_flops", "preset_table",
+           "PoseGuidedGrouping", "PGGOutput", "GatheredPoints", "gather_points", "pgg_refiner"]

@@ -33,7 +33,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 #: Default R [Supp: "R = 1 is sufficient, more iterations do not lead to much gain"].
 PGG_ITERATIONS = 1
@@ -41,11 +40,11 @@ PGG_ITERATIONS = 1
 PGG_KE_BANDWIDTH = 1.0
 #: delta_SIE as a fraction of the output width [I: ~6 px at 128 x 128, the same as DecodeConfig.sie_bandwidth].
 PGG_SIE_BANDWIDTH = 6.0 / 128
-#: Kernel entries (B x rows x M) computed at once [I: 2**22 entries = 16 MiB per float32 block; a few blocks
-#: are alive at a time, so ~100 MiB extra peak whatever B and M, and one block for a training batch of
-#: 16 x 450 x 450].
+#: Kernel entries (B x rows x M) computed at once [I: 2**22 entries = 16 MiB per float32 block, whatever B and
+#: M: one block alive at inference (it is worked on in place), about four during a recomputed backward
+#: (benchmarks/bench_pgg.py measures ~17 and ~70 MiB); a training batch of 16 x 450 x 450 is a single block].
 PGG_CHUNK_ENTRIES = 2**22
-#: Hard cap on M per image [I: 20 000 points = 400 M kernel entries per image and ~10^4 blocks of work per
+#: Hard cap on M per image [I: 20 000 points = 4 x 10^8 kernel entries per image, ~100 blocks per image and
 #: iteration; a real frame has <= K x top_k = 450 candidates, so more means a misconfigured decoder].
 PGG_MAX_POINTS = 20_000
 
@@ -72,7 +71,7 @@ class PoseGuidedGrouping(nn.Module):
     - ``sie_bandwidth``: delta_SIE as a fraction of the output width W [I: 6 / 128, i.e. 6 px at 128 x 128,
       as ``DecodeConfig.sie_bandwidth``], so one value works for every preset.
     - ``learnable_bandwidths``: make log delta_KE and log delta_SIE parameters [I: off; the paper does not say
-      it learns them, and the losses could shrink delta to make everything agree].
+      it learns them, and L_PGG alone does not pin them (pull favours a wide kernel, push a narrow one)].
     - ``chunk_entries``: kernel entries computed at once; the rows of a block are
       max(1, chunk_entries // (B M)) [I: 2**22, see ``PGG_CHUNK_ENTRIES``].
     - ``checkpoint_chunks``: when gradients are on and there is more than one block, recompute each block in
@@ -160,27 +159,28 @@ class PoseGuidedGrouping(nn.Module):
     def _mean_shift(self, embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """R blurring mean-shift steps on (B, M, D) embeddings; padded rows are returned as given."""
         batch, num_points, _ = embeddings.shape
+        if batch == 0 or num_points == 0:
+            return embeddings
         mask = valid[..., None]                                                  # (B, M, 1)
         # Padded slots may hold anything: zero them so that 0-weight x NaN cannot poison a sum.
         points = torch.where(mask, embeddings, 0.0)
-        # Mean shift is translation-equivariant; centring on the valid mean keeps ||e||^2 small, so the
-        # expansion ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b loses no precision. The shift is added back below.
+        # Mean shift is translation-equivariant; centring on the valid mean keeps |e|^2 small, so the
+        # expansion ||e_i - e_j||^2 = |e_i|^2 + |e_j|^2 - 2 e_i.e_j loses no precision. Added back below.
         count = mask.sum(dim=1, keepdim=True).clamp(min=1)
         centre = points.sum(dim=1, keepdim=True) / count                         # (B, 1, D)
         points = torch.where(mask, points - centre, 0.0)
-        weight = valid.to(points.dtype)[:, None, :]                              # (B, 1, M): padded never attract
         rows = max(1, self.chunk_entries // max(1, batch * num_points))
-        use_checkpoint = self.checkpoint_chunks and torch.is_grad_enabled() and rows < num_points
+        use_recompute = self.checkpoint_chunks and torch.is_grad_enabled() and points.requires_grad \
+            and rows < num_points
         with torch.autocast(device_type=points.device.type, enabled=False):     # keep the kernel in fp32+
             for _ in range(self.iterations):
+                row_side, column_side, values = _augment(points, valid)
                 # Blurring: every block reads the *old* points; the new set replaces them only afterwards.
                 blocks = []
                 for start in range(0, num_points, rows):
-                    block = points[:, start:start + rows]
-                    if use_checkpoint:
-                        blocks.append(checkpoint(_shift_block, block, start, points, weight, use_reentrant=False))
-                    else:
-                        blocks.append(_shift_block(block, start, points, weight))
+                    block = row_side[:, start:start + rows]
+                    shift = _RecomputedShift.apply if use_recompute else _shift_block
+                    blocks.append(shift(block, start, column_side, values))
                 points = torch.where(mask, torch.cat(blocks, dim=1), 0.0)
         return torch.where(mask, points + centre, embeddings)                    # padded rows untouched
 
@@ -203,24 +203,69 @@ class PoseGuidedGrouping(nn.Module):
                 f"PoseGuidedGrouping(max_points=...) with a larger cap if you mean it.")
 
 
-def _shift_block(block: torch.Tensor, start: int, points: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """One mean-shift step for a block of rows.
+#: Stands in for -|e_j|^2 / 2 of a padded column j: its logit is <= -1e4, so K_ij = exp(logit) = 0 exactly in
+#: float32 and float64, and its gradient is 0 too (a -inf would give 0 x inf = NaN in backward).
+_PADDED_LOGIT = -1e4
 
-    block: (B, C, D) the rows i = start .. start + C - 1; points: (B, M, D) all points j; weight: (B, 1, M)
-    1 = valid, 0 = padding. Returns (B, C, D): sum_j K_ij e_j / sum_j K_ij.
+
+def _augment(points: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augmented vectors that turn the whole kernel exponent into one batched matrix product.
+
+    points: (B, M, D), zero where padded; valid: (B, M). Returns
+    row_side a_i = [e_i, 1, -|e_i|^2 / 2] (B, M, D + 2), column_side b_j = [e_j, -|e_j|^2 / 2, 1] (B, M, D + 2)
+    with a_i . b_j = e_i.e_j - |e_j|^2 / 2 - |e_i|^2 / 2 = -||e_i - e_j||^2 / 2, and values [e_j, 1] (B, M, D + 1)
+    so one more product gives numerator and denominator of the mean-shift step together.
     """
-    # ||e_i - e_j||^2 = |e_i|^2 + |e_j|^2 - 2 e_i . e_j   (clamped: rounding can make it slightly negative)
-    distance2 = torch.baddbmm((block * block).sum(-1, keepdim=True) + (points * points).sum(-1)[:, None, :],
-                              block, points.transpose(1, 2), alpha=-2.0).clamp(min=0.0)   # (B, C, M)
-    # ||e_i - e_i|| = 0 exactly, so K_ii = 1 even where rounding of the expansion is large (|e| >> 1).
-    rows = torch.arange(block.shape[1], device=block.device)
-    self_pair = (rows + start)[:, None] == torch.arange(points.shape[1], device=block.device)[None, :]  # (C, M)
-    distance2 = torch.where(self_pair, 0.0, distance2)
-    kernel = torch.exp(-0.5 * distance2) * weight              # Eq. 3: K_ij = exp(-||e_i - e_j||^2 / 2), valid j
-    numerator = torch.bmm(kernel, points)                      # sum_j K_ij e_j, (B, C, D)
-    denominator = kernel.sum(dim=-1, keepdim=True)             # sum_j K_ij >= K_ii = 1 for a valid i
-    # A padded row (or an image without valid points) may have no weight at all; its result is discarded.
-    return numerator / denominator.clamp(min=torch.finfo(denominator.dtype).tiny)   # Eq. 4
+    half_norm = 0.5 * (points * points).sum(dim=-1, keepdim=True)                 # |e|^2 / 2, (B, M, 1)
+    ones = torch.ones_like(half_norm)
+    column_norm = torch.where(valid[..., None], -half_norm, _PADDED_LOGIT)          # padded never attract
+    row_side = torch.cat([points, ones, -half_norm], dim=-1)
+    column_side = torch.cat([points, column_norm, ones], dim=-1)
+    return row_side, column_side, torch.cat([points, ones], dim=-1)
+
+
+def _shift_block(row_side: torch.Tensor, start: int, column_side: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One mean-shift step for the rows i = start .. start + C - 1.
+
+    row_side: (B, C, D + 2) and column_side: (B, M, D + 2) from :func:`_augment`; values: (B, M, D + 1).
+    Returns (B, C, D): sum_j K_ij e_j / sum_j K_ij. Without autograd it works in place: one (B, C, M) block.
+    """
+    # -||e_i - e_j||^2 / 2 for the whole block in one product
+    logits = torch.bmm(row_side, column_side.transpose(1, 2))                       # (B, C, M)
+    # ||e_i - e_i|| = 0 exactly (rounding of the expansion must not make K_ii < 1 far from the centre)
+    logits.diagonal(offset=start, dim1=1, dim2=2).zero_()
+    if torch.is_grad_enabled() and (row_side.requires_grad or column_side.requires_grad):
+        kernel = logits.clamp(max=0.0).exp()              # Eq. 3: K_ij = exp(-||e_i - e_j||^2 / 2) <= 1
+    else:
+        kernel = logits.clamp_(max=0.0).exp_()            # the same, in place
+    weighted = torch.bmm(kernel, values)                   # [sum_j K_ij e_j, sum_j K_ij], (B, C, D + 1)
+    # sum_j K_ij >= K_ii = 1 for a valid row; a padded row may have no weight, its result is discarded.
+    return weighted[..., :-1] / weighted[..., -1:].clamp(min=torch.finfo(weighted.dtype).tiny)   # Eq. 4
+
+
+class _RecomputedShift(torch.autograd.Function):
+    """:func:`_shift_block` that stores only its inputs and recomputes the (B, C, M) kernel in backward.
+
+    This is gradient checkpointing written out (``torch.utils.checkpoint`` does the same, but its first call
+    imports ``torch._dynamo``, seconds on a small CPU): with it, the memory of a training pass is O(one block)
+    instead of O(M^2) per image, for the price of computing each block twice.
+    """
+
+    @staticmethod
+    def forward(ctx, row_side, start, column_side, values):
+        ctx.save_for_backward(row_side, column_side, values)
+        ctx.start = start
+        return _shift_block(row_side, start, column_side, values)       # autograd is off here: in place
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        saved = ctx.saved_tensors
+        with torch.enable_grad():
+            row_side, column_side, values = (tensor.detach().requires_grad_(True) for tensor in saved)
+            shifted = _shift_block(row_side, ctx.start, column_side, values)
+            grads = torch.autograd.grad(shifted, (row_side, column_side, values), grad_output)
+        return grads[0], None, grads[1], grads[2]
 
 
 # ----------------------------------------------------------------------------------------------
