@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     device = get_device(config.device)
+    if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
     model_config = get_spatial_config(config.preset)
     model = SpatialNet(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

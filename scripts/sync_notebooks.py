@@ -22,7 +22,8 @@ def notebook_from_source(source: Path) -> nbformat.NotebookNode:
     notebook = jupytext.read(source)
     notebook.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"},
                          "colab": {"provenance": []}}
-    for cell in notebook.cells:
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:02d}"  # stable ids: nbformat would draw random ones on every run
         cell.metadata.pop("lines_to_next_cell", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

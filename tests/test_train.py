@@ -1,0 +1,93 @@
+"""Training entry point: exact resume, NaN stop with the last good checkpoint intact, checkpoint errors."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import mpat_nb.train as train_module
+from mpat_nb.checkpoints import load_checkpoint, save_checkpoint
+from mpat_nb.config import get_spatial_config
+from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.train import SpatialTrainConfig, load_spatialnet, train_spatialnet
+from mpat_nb.utils import InputError, TrainingError
+
+CONFIG = SpatialTrainConfig(preset="tiny", steps=4, batch_size=2, val_every=0, val_clips=1, val_frames=2,
+                            render_size=128, log_every=1, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def small_input(monkeypatch):
+    """Train the tiny architecture at 128 px input so each step takes a fraction of a second."""
+    tiny128 = dataclasses.replace(get_spatial_config("tiny"), input_size=128, output_size=32)
+    monkeypatch.setattr(train_module, "get_spatial_config", lambda name: tiny128 if name == "tiny" else get_spatial_config(name))
+    monkeypatch.setattr(train_module, "load_checkpoint", lambda path, kind=None, preset=None, map_location="cpu":
+                        load_checkpoint(path, kind=kind, map_location=map_location))
+
+
+def test_resume_gives_the_same_weights_as_one_run(tmp_path):
+    straight = train_spatialnet(CONFIG, tmp_path / "straight", progress=False)
+    # the same run, interrupted after its step-2 checkpoint, then resumed from it
+    with_checkpoints = dataclasses.replace(CONFIG, val_every=2)
+    partial_dir = tmp_path / "partial"
+    _train_until(with_checkpoints, partial_dir, stop_after=2)
+    assert load_checkpoint(partial_dir / "last.pt")["step"] == 2
+    resumed = train_spatialnet(with_checkpoints, partial_dir, resume=partial_dir / "last.pt", progress=False)
+    a = load_checkpoint(straight["checkpoint"])["model"]
+    b = load_checkpoint(resumed["checkpoint"])["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def _train_until(config, out_dir, stop_after):
+    """Run a training that is interrupted (KeyboardInterrupt) after ``stop_after`` steps."""
+    calls = {"n": 0}
+    real_loss = train_module.spatial_loss
+
+    def counting_loss(output, targets):
+        calls["n"] += 1
+        if calls["n"] > stop_after:
+            raise KeyboardInterrupt
+        return real_loss(output, targets)
+
+    train_module.spatial_loss = counting_loss
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_spatialnet(config, out_dir, progress=False)
+    finally:
+        train_module.spatial_loss = real_loss
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    real_loss = train_module.spatial_loss
+    calls = {"n": 0}
+
+    def poisoned(output, targets):
+        calls["n"] += 1
+        losses = real_loss(output, targets)
+        if calls["n"] == 3:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(train_module, "spatial_loss", poisoned)
+    with pytest.raises(TrainingError, match="step 3"):
+        train_spatialnet(dataclasses.replace(CONFIG, val_every=2), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="corrupt.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(InputError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    path = save_checkpoint(tmp_path / "tiny.pt", kind="spatialnet", model=SpatialNet("tiny"), model_config=get_spatial_config("tiny"))
+    with pytest.raises(InputError, match="preset 'tiny', expected 'small'"):
+        load_checkpoint(path, kind="spatialnet", preset="small")
+    with pytest.raises(InputError, match="expected 'temporalnet'"):
+        load_checkpoint(path, kind="temporalnet")
+    model = load_spatialnet(path)
+    assert not model.training
