@@ -69,3 +69,17 @@ def shipped_checkpoint(name: str) -> Path:
         available = sorted(p.name for p in PACKAGE_CHECKPOINTS.glob("*.pt")) if PACKAGE_CHECKPOINTS.is_dir() else []
         raise InputError(f"no shipped checkpoint {name!r}; available: {available or 'none'}")
     return path
+
+
+def export_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy a training checkpoint without its optimiser / scheduler / RNG state (for shipping).
+
+    Keeps the architecture, weights, training configuration, history and metrics, so a reader can see
+    how the weights were made; ``--resume`` needs the full training checkpoint instead.
+    """
+    payload = load_checkpoint(source)
+    kept = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler", "rng")}
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        torch.save(kept, tmp)
+    return target
