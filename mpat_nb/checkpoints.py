@@ -17,7 +17,7 @@ import torch
 from mpat_nb.utils import InputError, atomic_path
 
 #: Shipped checkpoints live inside the package so that ``pip install`` brings them along.
-PACKAGE_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+PACKAGE_CHECKPOINTS = Path(__file__).resolve().parent / "weights"
 
 
 def save_checkpoint(path: str | Path, *, kind: str, model: torch.nn.Module, model_config: Any, **extra: Any) -> Path:
