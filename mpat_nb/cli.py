@@ -61,14 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="strict CLEAR-MOT instead of the official tool's rules (no phantom rule, last frame kept)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    train = commands.add_parser("train", help="train a model (spatial: SpatialNet)",
+    train = commands.add_parser("train", help="train a model (spatial: SpatialNet; pgg: its PGG fine-tuning stage)",
                                 description="Train SpatialNet on synthetic data generated on the fly, or on real PoseTrack / "
-                                            "COCO annotations. Checkpoints (OUT/last.pt) resume exactly with --resume.")
-    train.add_argument("stage", choices=["spatial"], help="what to train")
+                                            "COCO annotations; 'pgg' fine-tunes a trained SpatialNet (--init) with L_PGG "
+                                            "(lr 1e-5 unless --lr is given). Checkpoints (OUT/last.pt) resume exactly "
+                                            "with --resume.")
+    train.add_argument("stage", choices=["spatial", "pgg"], help="what to train")
     train.add_argument("--preset", default="tiny", help="model preset: tiny, small or paper; default: tiny")
     train.add_argument("--steps", type=int, default=3000, help="optimiser steps; default: 3000")
     train.add_argument("--batch-size", type=int, default=16, help="images per step; default: 16")
-    train.add_argument("--lr", type=float, default=2e-4, help="initial learning rate (Adam); default: 2e-4")
+    train.add_argument("--lr", type=float, default=None,
+                       help="initial learning rate (Adam); default: 2e-4 (spatial), 1e-5 (pgg)")
+    train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg)")
+    train.add_argument("--pgg-iterations", type=int, default=1, help="pgg stage: mean-shift iterations R; default: 1")
+    train.add_argument("--det-foreground-weight", type=float, default=0.0,
+                       help="weight 1 + ALPHA x target on heatmap pixels (0: the paper's plain MSE); default: 0")
+    train.add_argument("--decode-embedding", default="ke", choices=["ke", "sie", "ke+sie"],
+                       help="what validation groups by (spatial stage); default: ke (associative embedding)")
     train.add_argument("--data", default="synthetic", choices=["synthetic", "posetrack", "coco"], help="training data")
     train.add_argument("--synth-preset", default="mixed", help="generator preset for synthetic data and validation")
     train.add_argument("--annotations", default=None, help="real data: annotation file or folder")
@@ -144,9 +153,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 1:
         raise InputError("--steps and --batch-size must be at least 1")
-    config = SpatialTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, data=args.data,
+    if args.stage == "pgg" and not args.init and not args.resume:
+        raise InputError("train pgg fine-tunes a trained SpatialNet: give its checkpoint with --init")
+    pgg_stage = args.stage == "pgg"
+    lr = args.lr if args.lr is not None else (1e-5 if pgg_stage else 2e-4)
+    config = SpatialTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=lr, data=args.data,
                                 synth_preset=args.synth_preset, annotations=args.annotations, image_root=args.image_root,
-                                val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes, num_workers=args.workers, device=args.device)
+                                val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes,
+                                num_workers=args.workers, device=args.device, init_checkpoint=args.init,
+                                pgg_iterations=args.pgg_iterations if pgg_stage else 0,
+                                det_foreground_weight=args.det_foreground_weight,
+                                decode_embedding=args.decode_embedding)
     result = train_spatialnet(config, args.out, resume=args.resume)
     print(f"final validation mAP {result['val_map']:.1f}; checkpoint {result['checkpoint']}")
     return 0

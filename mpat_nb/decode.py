@@ -36,6 +36,7 @@ class DecodeConfig:
     ke_bandwidth: float = 1.0          # KE units per bandwidth (AE tag threshold 1)
     sie_bandwidth: float = 6.0 / 128   # SIE bandwidth as a fraction of the output width (6 px at 128)
     flip_test: bool = False            # average with the horizontally flipped image
+    pgg_iterations: int = 0            # > 0: Pose-Guided Grouping refines KE + SIE with R mean-shift steps first
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
 
@@ -110,10 +111,17 @@ def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeCon
                  refine: Callable[[Candidates, np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Group every image's candidates into poses (P, K, 3) x, y, score in output pixels.
 
-    refine: optional function (candidates, embeddings (K, M, D)) -> refined embeddings, where
-    Pose-Guided Grouping plugs in.
+    refine: optional function (candidates, embeddings (K, M, D)) -> refined embeddings. By default it is
+    Pose-Guided Grouping when ``config.pgg_iterations > 0`` (the one argument that swaps AE grouping for
+    PGG, :func:`mpat_nb.models.pgg.pgg_refiner`), else nothing.
     """
     height_width = maps["heatmaps"].shape[-1]
+    if refine is None and config.pgg_iterations:
+        from mpat_nb.models.pgg import PoseGuidedGrouping, pgg_refiner
+
+        pgg = PoseGuidedGrouping(config.pgg_iterations, ke_bandwidth=config.ke_bandwidth,
+                                 sie_bandwidth=config.sie_bandwidth).to(maps["heatmaps"].device)
+        refine = pgg_refiner(pgg, height_width, config)
     poses = []
     for candidates in extract_candidates(maps["heatmaps"], maps["ke"], maps["svf"], config):
         embeddings = candidates.embeddings(config, height_width)

@@ -1,10 +1,14 @@
-"""Training SpatialNet: one entry point for the Python API and the command line.
+"""Training SpatialNet (and its PGG fine-tuning stage): one entry point for the Python API and the command line.
 
 ``train_spatialnet(SpatialTrainConfig(...), out_dir)`` runs Adam with the paper's step schedule scaled to
 the preset (2e-4, then 1e-5 for the last sixth: 250K of 300K iterations in the paper), the supplementary's
 augmentations, synthetic data generated on the fly (or real PoseTrack / COCO annotations), a progress bar,
 periodic validation mAP with the project's PoseTrack evaluator, and checkpoints that resume exactly
 (data item i is a pure function of (seed, i), so the stream restarts where it stopped).
+
+The fine-tuning stage of the paper is the same entry point with ``pgg_iterations=1``, ``lr=1e-5`` and
+``init_checkpoint`` the trained SpatialNet: L_PGG (``losses.pgg_loss``) on the Pose-Guided-Grouping-refined
+KE + SIE of the ground-truth joints joins the four SpatialNet losses; validation then decodes with PGG.
 
 A NaN or infinite loss stops training with an error naming the step; the last good checkpoint is left
 untouched (checkpoints are written atomically).
@@ -24,10 +28,10 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from mpat_nb.checkpoints import load_checkpoint, save_checkpoint
-from mpat_nb.config import get_spatial_config
+from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
 from mpat_nb.decode import DecodeConfig, predict_people
-from mpat_nb.losses import spatial_loss
+from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.utils import InputError, TrainingError, atomic_write_text, get_device, seed_everything
 
@@ -42,6 +46,11 @@ class SpatialTrainConfig:
     lr: float = 2e-4                     # paper: Adam 2e-4 ...
     lr_final: float = 1e-5               # ... then 1e-5 ...
     lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
+    det_foreground_weight: float = 0.0   # alpha of losses.detection_loss; 0 = the paper's plain masked MSE
+    pgg_iterations: int = 0              # > 0: the PGG fine-tuning stage (method.md 2.6): L_PGG on the embeddings
+                                         # of the GT joints refined by R = pgg_iterations mean-shift steps, added
+                                         # with LOSS_WEIGHTS["pgg"] = 1e-4 [Supp: R = 1, lr 1e-5, from SpatialNet]
+    decode_embedding: str = "ke"         # what validation groups by: "ke" (AE baseline), "sie", "ke+sie"
     data: str = "synthetic"              # "synthetic", "posetrack" or "coco"
     synth_preset: str = "mixed"          # generator preset for synthetic data and validation
     render_size: int = 256               # synthetic frame size (square)
@@ -72,6 +81,11 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
     model_config = get_spatial_config(config.preset)
     model = SpatialNet(model_config).to(device)
+    pgg = None
+    if config.pgg_iterations:
+        from mpat_nb.models.pgg import PoseGuidedGrouping
+
+        pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     drop_step = int(round(config.lr_drop_fraction * config.steps))
     dropped = {"early": False}   # set when the time budget moves the lr drop earlier than drop_step
@@ -96,6 +110,7 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size)
+    val_decode = validation_decode_config(config)
     checkpoint_path, val_map = out / "last.pt", float("nan")
 
     model.train()
@@ -107,7 +122,10 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
         images, targets = images.to(device, non_blocking=True), targets.to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             output = model(images)
-        losses = spatial_loss(output, targets)  # in float32 (the losses upcast)
+        losses = spatial_loss(output, targets, det_foreground_weight=config.det_foreground_weight)  # float32
+        if pgg is not None:
+            losses.update(pgg_stage_loss(pgg, output, targets))
+            losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
         total = losses["total"]
         if not torch.isfinite(total):
             raise TrainingError(f"the loss became {total.item()} at step {step + 1}; stopped. The last good checkpoint "
@@ -133,7 +151,7 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
         if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
             dropped["early"] = True
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
-            val_map = validation_map(model, val_set)
+            val_map = validation_map(model, val_set, val_decode)
             history.append({"step": step, "val_map": val_map})
             bar.write(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
             model.train()
@@ -147,6 +165,28 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def pgg_stage_loss(pgg, output, targets) -> dict[str, torch.Tensor]:
+    """L_PGG of one batch: the last stack's KE and SIE at the GT joints, refined by PGG, against the GT people.
+
+    output: SpatialNetOutput; targets: collated SpatialTargets. Returns ``pgg`` (the unweighted L_PGG) and its
+    parts ``pgg_ke``, ``pgg_sie``; the caller adds ``LOSS_WEIGHTS["pgg"] * pgg`` to the total.
+    """
+    from mpat_nb.models.pgg import gather_points
+
+    svf_pixels = output.svf[:, -1].float() * SVF_NORMALISER                     # (B, 2, H, W) output pixels
+    points = gather_points(output.keypoint_embedding[:, -1].float(), svf_pixels, targets.keypoint_indices)
+    refined = pgg(points.ke, points.sie, points.valid, svf_pixels.shape[-1])     # (B, M, .) with M = N K
+    terms = pgg_loss(refined, points.person, points.valid, targets.centers)
+    return {"pgg": terms["total"], "pgg_ke": terms["ke"], "pgg_sie": terms["sie"]}
+
+
+def validation_decode_config(config: SpatialTrainConfig) -> DecodeConfig:
+    """How validation decodes: the run's ``decode_embedding``; with PGG (KE + SIE) in the fine-tuning stage."""
+    if config.pgg_iterations:
+        return DecodeConfig(embedding="ke+sie", pgg_iterations=config.pgg_iterations)
+    return DecodeConfig(embedding=config.decode_embedding)
 
 
 def synthetic_validation_set(preset: str, num_clips: int, num_frames: int, size: int):

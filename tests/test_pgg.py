@@ -271,3 +271,12 @@ def test_refiner_plugs_into_decode_batch():
     # With the KE + SIE embedding the refined layout matches the decoder's (K, M, E + 2).
     both = DecodeConfig(embedding="ke+sie")
     assert pgg_refiner(PoseGuidedGrouping(), W, both)(candidates, candidates.embeddings(both, W)).shape == (15, 30, 3)
+
+
+def test_one_decode_argument_swaps_ae_for_pgg():
+    maps = _hand_made_maps()
+    explicit = decode_batch(maps, DecodeConfig(embedding="ke"), refine=pgg_refiner(PoseGuidedGrouping(), W,
+                                                                                   DecodeConfig(embedding="ke")))[0]
+    by_argument = decode_batch(maps, DecodeConfig(embedding="ke", pgg_iterations=1))[0]
+    np.testing.assert_array_equal(explicit, by_argument)
+    assert _is_clean(by_argument) and not _is_clean(decode_batch(maps, DecodeConfig(embedding="ke"))[0])

@@ -1,6 +1,7 @@
 """Training entry point: exact resume, NaN stop with the last good checkpoint intact, checkpoint errors."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -44,11 +45,11 @@ def _train_until(config, out_dir, stop_after):
     calls = {"n": 0}
     real_loss = train_module.spatial_loss
 
-    def counting_loss(output, targets):
+    def counting_loss(output, targets, **options):
         calls["n"] += 1
         if calls["n"] > stop_after:
             raise KeyboardInterrupt
-        return real_loss(output, targets)
+        return real_loss(output, targets, **options)
 
     train_module.spatial_loss = counting_loss
     try:
@@ -62,9 +63,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, mo
     real_loss = train_module.spatial_loss
     calls = {"n": 0}
 
-    def poisoned(output, targets):
+    def poisoned(output, targets, **options):
         calls["n"] += 1
-        losses = real_loss(output, targets)
+        losses = real_loss(output, targets, **options)
         if calls["n"] == 3:
             losses["total"] = losses["total"] * float("nan")
         return losses
@@ -91,3 +92,15 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_checkpoint(path, kind="temporalnet")
     model = load_spatialnet(path)
     assert not model.training
+
+
+def test_pgg_stage_adds_l_pgg_and_trains_from_a_checkpoint(tmp_path):
+    base = train_spatialnet(dataclasses.replace(CONFIG, steps=1), tmp_path / "base", progress=False)
+    stage = dataclasses.replace(CONFIG, steps=2, lr=1e-5, pgg_iterations=1, init_checkpoint=base["checkpoint"])
+    result = train_spatialnet(stage, tmp_path / "pgg", progress=False)
+    losses = [record for record in result["history"] if "total" in record]
+    assert all(record["pgg"] > 0 and math.isfinite(record["pgg"]) for record in losses)
+    for record in losses:   # the total includes 1e-4 L_PGG on top of the SpatialNet terms
+        spatial = record["det"] + 1e-3 * record["ke"] + 1e-4 * record["sie"] + 1e-4 * record["aux"]
+        assert record["total"] == pytest.approx(spatial + 1e-4 * record["pgg"], rel=1e-5)
+    assert load_checkpoint(result["checkpoint"])["train_config"]["pgg_iterations"] == 1

@@ -1,0 +1,97 @@
+"""How well predicted poses are *grouped*, apart from how well their joints are *detected*.
+
+mAP mixes detection and grouping. To compare groupings on the same detections (the PGG ablation) we also
+measure, on the joints that are detected correctly:
+
+- **purity**: of the correctly detected joints of a predicted person, the share that belongs to the GT
+  person most of them belong to (1 = no predicted person mixes two people);
+- **completeness**: of the correctly detected joints of a GT person, the share that ends up in the
+  predicted person holding most of them (1 = no GT person is split over several predictions).
+
+A predicted joint is *correct* for a GT person when it lies within the PCKh threshold (0.5 head size) of
+that person's joint of the same type; among several such GT people it belongs to the nearest. Both figures
+are joint-weighted over all frames: sum over people of the majority count / number of correct joints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from mpat_nb.data.annotations import Video
+from mpat_nb.evaluate import PCKH_THRESHOLD, head_size
+
+
+@dataclass
+class GroupingQuality:
+    """Joint-weighted purity and completeness (both in [0, 1]; NaN when no joint is correct)."""
+
+    purity: float
+    completeness: float
+    correct_joints: int
+
+    def __str__(self) -> str:
+        return f"purity {100 * self.purity:.1f} %, completeness {100 * self.completeness:.1f} % " \
+               f"({self.correct_joints} correct joints)"
+
+
+def grouping_quality(gt: Video | Sequence[Video], pred: Video | Sequence[Video],
+                     threshold: float = PCKH_THRESHOLD) -> GroupingQuality:
+    """Purity and completeness of the predicted people against the GT, frame by frame.
+
+    gt, pred: videos (or lists of videos) with the same frames in the same order; person ids are not used
+    (pred people are the groups). GT people need head boxes (PCKh).
+    """
+    gt_videos = [gt] if isinstance(gt, Video) else list(gt)
+    pred_videos = [pred] if isinstance(pred, Video) else list(pred)
+    if len(gt_videos) != len(pred_videos):
+        raise ValueError(f"grouping_quality: {len(gt_videos)} GT videos but {len(pred_videos)} predicted")
+    majority_pred = majority_gt = total = 0
+    for gt_video, pred_video in zip(gt_videos, pred_videos):
+        if len(gt_video.frames) != len(pred_video.frames):
+            raise ValueError(f"grouping_quality: video {gt_video.name!r} has {len(gt_video.frames)} GT frames but "
+                             f"{len(pred_video.frames)} predicted frames")
+        for gt_frame, pred_frame in zip(gt_video.frames, pred_video.frames):
+            owner = _joint_owners(gt_frame.people, pred_frame.people, threshold)        # (P, K) GT index or -1
+            counts = _contingency(owner, len(gt_frame.people))                           # (P, G)
+            total += int(counts.sum())
+            if counts.size:
+                majority_pred += int(counts.max(axis=1).sum())
+                majority_gt += int(counts.max(axis=0).sum())
+    if total == 0:
+        return GroupingQuality(float("nan"), float("nan"), 0)
+    return GroupingQuality(majority_pred / total, majority_gt / total, total)
+
+
+def _joint_owners(gt_people, pred_people, threshold: float) -> np.ndarray:
+    """(P, K) for each predicted joint, the index of the nearest GT person it is correct for, else -1."""
+    num_joints = 15
+    if not pred_people:
+        return np.zeros((0, num_joints), dtype=np.int64)
+    pred = np.stack([p.joints for p in pred_people])                                   # (P, K, 3)
+    owner = np.full(pred.shape[:2], -1, dtype=np.int64)
+    labelled = [p for p in gt_people if p.bbox_head is not None]
+    if len(labelled) != len(gt_people):
+        raise ValueError("grouping_quality: every GT person needs a head box (bbox_head) for PCKh")
+    if not gt_people:
+        return owner
+    gt = np.stack([p.joints for p in gt_people])                                       # (G, K, 3)
+    heads = head_size(np.stack([p.bbox_head for p in gt_people]))                      # (G,)
+    distance = np.linalg.norm(pred[:, None, :, :2] - gt[None, :, :, :2], axis=-1)      # (P, G, K)
+    normalised = distance / np.maximum(heads, 1e-9)[None, :, None]
+    allowed = (pred[:, None, :, 2] > 0) & (gt[None, :, :, 2] > 0) & (normalised <= threshold)
+    normalised = np.where(allowed, normalised, np.inf)
+    nearest = normalised.argmin(axis=1)                                                # (P, K)
+    found = np.isfinite(normalised.min(axis=1))
+    owner[found] = nearest[found]
+    return owner
+
+
+def _contingency(owner: np.ndarray, num_gt: int) -> np.ndarray:
+    """(P, G) how many correct joints of predicted person p belong to GT person g."""
+    counts = np.zeros((owner.shape[0], num_gt), dtype=np.int64)
+    rows, joints = np.nonzero(owner >= 0)
+    np.add.at(counts, (rows, owner[rows, joints]), 1)
+    return counts
