@@ -61,17 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="strict CLEAR-MOT instead of the official tool's rules (no phantom rule, last frame kept)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    train = commands.add_parser("train", help="train a model (spatial: SpatialNet; pgg: its PGG fine-tuning stage)",
-                                description="Train SpatialNet on synthetic data generated on the fly, or on real PoseTrack / "
-                                            "COCO annotations; 'pgg' fine-tunes a trained SpatialNet (--init) with L_PGG "
-                                            "(lr 1e-5 unless --lr is given). Checkpoints (OUT/last.pt) resume exactly "
+    train = commands.add_parser("train", help="train a model (spatial: SpatialNet; pgg: its PGG fine-tuning "
+                                              "stage; temporal: TemporalNet on a frozen SpatialNet)",
+                                description="Train SpatialNet on synthetic data generated on the fly, or on real "
+                                            "PoseTrack / COCO annotations; 'pgg' fine-tunes a trained SpatialNet "
+                                            "(--init) with L_PGG (lr 1e-5 unless --lr is given); 'temporal' trains "
+                                            "TemporalNet (HE + TIE) on synthetic frame pairs with the SpatialNet of "
+                                            "--spatial-checkpoint frozen. Checkpoints (OUT/last.pt) resume exactly "
                                             "with --resume.")
-    train.add_argument("stage", choices=["spatial", "pgg"], help="what to train")
-    train.add_argument("--preset", default="tiny", help="model preset: tiny, small or paper; default: tiny")
+    train.add_argument("stage", choices=["spatial", "pgg", "temporal"], help="what to train")
+    train.add_argument("--preset", default="tiny",
+                       help="model preset: tiny, small or paper (temporal: the TemporalNet preset, tiny or paper); "
+                            "default: tiny")
     train.add_argument("--steps", type=int, default=3000, help="optimiser steps; default: 3000")
-    train.add_argument("--batch-size", type=int, default=16, help="images per step; default: 16")
+    train.add_argument("--batch-size", type=int, default=16,
+                       help="images (temporal: frame pairs) per step; default: 16")
     train.add_argument("--lr", type=float, default=None,
-                       help="initial learning rate (Adam); default: 2e-4 (spatial), 1e-5 (pgg)")
+                       help="initial learning rate (Adam); default: 2e-4 (spatial, temporal), 1e-5 (pgg)")
     train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg)")
     train.add_argument("--pgg-iterations", type=int, default=1, help="pgg stage: mean-shift iterations R; default: 1")
     train.add_argument("--det-foreground-weight", type=float, default=0.0,
@@ -82,14 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--synth-preset", default="mixed", help="generator preset for synthetic data and validation")
     train.add_argument("--annotations", default=None, help="real data: annotation file or folder")
     train.add_argument("--image-root", default=None, help="real data: folder the image file names are relative to")
-    train.add_argument("--val-every", type=int, default=500, help="steps between validations (mAP); default: 500")
+    train.add_argument("--val-every", type=int, default=500,
+                       help="steps between validations (mAP; temporal: HE rank-1 and TVF error); default: 500")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="wall-clock budget: stop (validate and save) when spent; the lr drop moves with it")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes; default: 0")
     train.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
-    train.add_argument("--out", type=Path, default=Path("runs/spatialnet"), help="output folder; default: runs/spatialnet")
+    train.add_argument("--out", type=Path, default=None,
+                       help="output folder; default: runs/spatialnet (temporal: runs/temporalnet)")
     train.add_argument("--resume", type=Path, default=None, help="checkpoint to resume from (e.g. OUT/last.pt)")
+    train.add_argument("--spatial-checkpoint", default=None,
+                       help="temporal: the frozen SpatialNet; default: the shipped spatialnet_<preset>.pt")
+    train.add_argument("--resnet50-weights", default=None,
+                       help="temporal: a torchvision ResNet-50 state dict initialising the HE branch (paper preset); "
+                            "default: train it from scratch")
     train.set_defaults(handler=_cmd_train)
 
     demo = commands.add_parser("demo", help="run the end-to-end demo and write its outputs",
@@ -153,6 +166,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 1:
         raise InputError("--steps and --batch-size must be at least 1")
+    if args.stage == "temporal":
+        return _cmd_train_temporal(args)
+    if args.spatial_checkpoint or args.resnet50_weights:
+        raise InputError("--spatial-checkpoint and --resnet50-weights belong to train temporal")
+    args.out = args.out if args.out is not None else Path("runs/spatialnet")
     if args.stage == "pgg" and not args.init and not args.resume:
         raise InputError("train pgg fine-tunes a trained SpatialNet: give its checkpoint with --init")
     pgg_stage = args.stage == "pgg"
@@ -166,6 +184,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                 decode_embedding=args.decode_embedding)
     result = train_spatialnet(config, args.out, resume=args.resume)
     print(f"final validation mAP {result['val_map']:.1f}; checkpoint {result['checkpoint']}")
+    return 0
+
+
+def _cmd_train_temporal(args: argparse.Namespace) -> int:
+    from mpat_nb.train_temporal import TemporalTrainConfig, train_temporalnet
+
+    if args.data != "synthetic" or args.init:
+        raise InputError("train temporal trains on synthetic frame pairs from scratch: drop --data / --init "
+                         "(the frozen SpatialNet is --spatial-checkpoint)")
+    config = TemporalTrainConfig(preset=args.preset, spatial_checkpoint=args.spatial_checkpoint,
+                                 resnet50_weights=args.resnet50_weights, steps=args.steps, batch_size=args.batch_size,
+                                 lr=args.lr if args.lr is not None else 2e-4, synth_preset=args.synth_preset,
+                                 val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes,
+                                 num_workers=args.workers, device=args.device)
+    out = args.out if args.out is not None else Path("runs/temporalnet")
+    result = train_temporalnet(config, out, resume=args.resume)
+    metrics = {"rank1": float("nan"), "epe_forward": float("nan"), "epe_backward": float("nan"),
+               "epe_zero_motion": float("nan"), **result["metrics"]}
+    print(f"final validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
+          f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion {metrics['epe_zero_motion']:.2f}); "
+          f"checkpoint {result['checkpoint']}")
     return 0
 
 

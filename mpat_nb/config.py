@@ -133,10 +133,13 @@ SPATIAL_PRESETS: dict[str, SpatialNetConfig] = {
         input_size=256, output_size=64, stem_channels=32,
         description="a Colab T4 GPU: 2 stacks, 128 ch, 256 -> 64",
     ),
+    # tiny: one wide stack. On a 2-core CPU with a 40-minute budget, width buys more than a second stack:
+    # measured (14 min each, one thread, mixed validation mAP): 2 x 32 ch 7.0 (880 steps), 2 x 64 ch 8.0
+    # (471 steps), 1 x 96 ch 11.8 (533 steps); 96-channel convolutions also run ~2.5x more FLOP/s here.
     "tiny": SpatialNetConfig(
-        name="tiny", num_stacks=2, channels=32, hourglass_depth=4, increase=16,
+        name="tiny", num_stacks=1, channels=96, hourglass_depth=4, increase=32,
         input_size=256, output_size=64, stem_channels=16,
-        description="a 2-core CPU and CI: 2 stacks, 32 ch, 256 -> 64",
+        description="a 2-core CPU and CI: 1 stack, 96 ch, 256 -> 64",
     ),
 }
 
@@ -154,3 +157,142 @@ def get_spatial_config(name_or_config: str | SpatialNetConfig | Mapping[str, Any
     if isinstance(name_or_config, str) and name_or_config in SPATIAL_PRESETS:
         return SPATIAL_PRESETS[name_or_config]
     raise InputError(f"unknown SpatialNet preset {name_or_config!r}; choose one of {sorted(SPATIAL_PRESETS)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# TemporalNet (method.md 3): open choices and presets
+# ----------------------------------------------------------------------------------------------
+#: Margin of the batch-hard triplet loss on L2-normalised Human Embeddings [I: method.md 6, choice 15; the
+#: usual re-identification value (Hermans et al. 2017 use 0.2-0.3); on unit vectors distances lie in [0, 2]].
+HE_TRIPLET_MARGIN = 0.3
+
+#: Weights of the TemporalNet losses [I: L_TVF 1e-4 as L_SIE (method.md 3.2); L_HE 1]. With SpatialNet frozen
+#: the two branches share no parameter and Adam ignores a constant scale of the loss, so these weights only
+#: change what the logged total means (they matter again if TemporalNet is trained end to end).
+#: Treat as read-only; copy it before changing a weight.
+TEMPORAL_LOSS_WEIGHTS: dict[str, float] = {"he": 1.0, "tvf": 1e-4}
+
+#: Largest frame gap |t - t'| of a training pair [Supp: "range-5 temporal window"].
+MAX_FRAME_GAP = 5
+
+
+@dataclass(frozen=True)
+class TemporalNetConfig:
+    """Architecture of TemporalNet: the Human Embedding (HE) and Temporal Instance Embedding (TIE) branches.
+
+    - ``name``: preset name (stored in checkpoints).
+    - ``spatial_preset``: the SpatialNet preset whose outputs it reads; ``feature_channels`` must equal that
+      preset's ``channels`` (checked by :meth:`check_spatial`).
+    - ``feature_channels``: C of SpatialNet's low-level features [Supp: 256]. ``num_joints``: K [15].
+    - ``roi_size``: (h, w) of the RoI-Align grid per person [I: method.md 6, choice 14: 32 x 16, people are
+      tall]. ``he_stage_blocks`` / ``he_stage_planes`` / ``he_stage_strides``: bottleneck blocks, bottleneck
+      widths (a block outputs 4 x planes) and first-block stride of the HE stages res3, res4, res5. The paper
+      preset is ResNet-50's res3-res5 unchanged [I]: SpatialNet's 256-d stride-4 features are exactly what
+      ResNet-50's res2 hands to res3, so an ImageNet ResNet-50 initialises every HE weight [Supp: the HE
+      branch starts from ImageNet ResNet-50]. res5 needs >= 2 blocks (res5a and res5b feed the mid level).
+    - ``mid_level_dim``: width of the fc on [GAP(res5a), GAP(res5b)] [Supp: 1024]. The high-level vector is
+      GAP of the last res5 block (4 x ``he_stage_planes[-1]``, 2048 for ResNet-50), so HE has
+      ``mid_level_dim + 4 * planes[-1]`` dimensions [Supp: 3072].
+    - ``tie_channels``: width after the 1x1 reduction of the 2 (C + K + 2) input channels [I: 256, the
+      SpatialNet width]; ``tie_hourglass_depth`` / ``tie_increase``: the one hourglass stage [Supp; I: as
+      SpatialNet's]; ``tie_head_convs``: 3x3 conv-BN-ReLU layers before the 1x1 prediction [Supp: "a few";
+      I: 2].
+    - ``description``: one line for tables and ``--help``.
+    """
+
+    name: str
+    spatial_preset: str
+    feature_channels: int = 256
+    num_joints: int = NUM_JOINTS
+    roi_size: tuple[int, int] = (32, 16)
+    he_stage_blocks: tuple[int, int, int] = (4, 6, 3)
+    he_stage_planes: tuple[int, int, int] = (128, 256, 512)
+    he_stage_strides: tuple[int, int, int] = (2, 2, 2)
+    mid_level_dim: int = 1024
+    tie_channels: int = 256
+    tie_hourglass_depth: int = 4
+    tie_increase: int = 128
+    tie_head_convs: int = 2
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("feature_channels", "num_joints", "mid_level_dim", "tie_channels", "tie_hourglass_depth"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"TemporalNetConfig.{field} must be a positive int, got {value!r}")
+        for field in ("roi_size", "he_stage_blocks", "he_stage_planes", "he_stage_strides"):
+            value = getattr(self, field)
+            if not (isinstance(value, tuple) and all(isinstance(v, int) and v >= 1 for v in value)):
+                raise InputError(f"TemporalNetConfig.{field} must be a tuple of positive ints, got {value!r}")
+        if len(self.roi_size) != 2:
+            raise InputError(f"TemporalNetConfig.roi_size must be (h, w), got {self.roi_size}")
+        if not len(self.he_stage_blocks) == len(self.he_stage_planes) == len(self.he_stage_strides) >= 1:
+            raise InputError("TemporalNetConfig.he_stage_blocks, he_stage_planes and he_stage_strides need one "
+                             f"entry per stage, got {self.he_stage_blocks}, {self.he_stage_planes}, "
+                             f"{self.he_stage_strides}")
+        if self.he_stage_blocks[-1] < 2:
+            raise InputError(f"the last HE stage (res5) needs >= 2 blocks for res5a and res5b, got "
+                             f"{self.he_stage_blocks[-1]}")
+        if self.tie_increase < 0 or self.tie_head_convs < 0:
+            raise InputError(f"TemporalNetConfig.tie_increase and tie_head_convs must be >= 0, got "
+                             f"{self.tie_increase} and {self.tie_head_convs}")
+        if self.tie_channels % 2 or self.tie_increase % 2:
+            raise InputError("TemporalNetConfig.tie_channels and tie_increase must be even "
+                             "(a residual block's bottleneck is half its width)")
+
+    @property
+    def high_level_dim(self) -> int:
+        """Width of the last res5 block's output (a bottleneck outputs 4 x planes): 2048 for ResNet-50."""
+        return 4 * self.he_stage_planes[-1]
+
+    @property
+    def human_embedding_dim(self) -> int:
+        """D of the Human Embedding: mid level + high level (1024 + 2048 = 3072 in the paper)."""
+        return self.mid_level_dim + self.high_level_dim
+
+    @property
+    def tie_in_channels(self) -> int:
+        """Channels TIE concatenates: features, heatmaps and SVF of both frames, 2 (C + K + 2)."""
+        return 2 * (self.feature_channels + self.num_joints + 2)
+
+    def check_spatial(self, spatial: SpatialNetConfig | str) -> None:
+        """Raise InputError unless a SpatialNet config produces the features and heatmaps this TemporalNet reads."""
+        spatial = get_spatial_config(spatial)
+        if (spatial.channels, spatial.num_joints) != (self.feature_channels, self.num_joints):
+            raise InputError(f"TemporalNet {self.name!r} reads {self.feature_channels}-channel features and "
+                             f"{self.num_joints} heatmaps, SpatialNet {spatial.name!r} gives {spatial.channels} and "
+                             f"{spatial.num_joints}: use TemporalNet preset {spatial.name!r} if there is one, or "
+                             f"set feature_channels={spatial.channels}")
+
+
+TEMPORAL_PRESETS: dict[str, TemporalNetConfig] = {
+    "paper": TemporalNetConfig(
+        name="paper", spatial_preset="paper", feature_channels=256,
+        description="the paper's TemporalNet: ResNet-50 res3-res5 HE (3072-d), 256-ch one-stage-hourglass TIE",
+    ),
+    # tiny: reads SpatialNet tiny (96 ch, 64 x 64 grid). Every HE width is 1/8 of ResNet-50's and res3/res4
+    # keep one block each (res5 keeps three: a, b and the high-level c); the RoI is halved (people are ~20-40
+    # output pixels tall at 64 x 64) and res3 does not stride, so res5 still sees a 4 x 2 grid. HE: 128 + 256.
+    "tiny": TemporalNetConfig(
+        name="tiny", spatial_preset="tiny", feature_channels=96,
+        roi_size=(16, 8), he_stage_blocks=(1, 1, 3), he_stage_planes=(16, 32, 64), he_stage_strides=(1, 2, 2),
+        mid_level_dim=128, tie_channels=64, tie_hourglass_depth=4, tie_increase=32, tie_head_convs=1,
+        description="a 2-core CPU and CI: 384-d HE (1/8-width ResNet stages), 64-ch TIE, reads SpatialNet tiny",
+    ),
+}
+
+
+def get_temporal_config(name_or_config: str | TemporalNetConfig | Mapping[str, Any]) -> TemporalNetConfig:
+    """The TemporalNet config for a preset name, a config (returned as is) or a dict (as saved in checkpoints)."""
+    if isinstance(name_or_config, TemporalNetConfig):
+        return name_or_config
+    if isinstance(name_or_config, Mapping):
+        known = {f.name for f in dataclasses.fields(TemporalNetConfig)}
+        unknown = sorted(set(name_or_config) - known)
+        if unknown:
+            raise InputError(f"unknown TemporalNetConfig fields {unknown}; known fields: {sorted(known)}")
+        # lists (e.g. from JSON) back to the tuples the dataclass holds
+        return TemporalNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in name_or_config.items()})
+    if isinstance(name_or_config, str) and name_or_config in TEMPORAL_PRESETS:
+        return TEMPORAL_PRESETS[name_or_config]
+    raise InputError(f"unknown TemporalNet preset {name_or_config!r}; choose one of {sorted(TEMPORAL_PRESETS)}")

@@ -238,3 +238,86 @@ def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.
     sie_term = squared_error.sum() / valid.sum().clamp(min=1)
     ke_term = pull + push
     return {"ke_pull": pull, "ke_push": push, "ke": ke_term, "sie": sie_term, "total": ke_term + sie_term}
+
+
+# ----------------------------------------------------------------------------------------------
+# TemporalNet losses (method.md 3.1-3.2), added below the SpatialNet ones
+# ----------------------------------------------------------------------------------------------
+from mpat_nb.config import HE_TRIPLET_MARGIN, TEMPORAL_LOSS_WEIGHTS  # noqa: E402 - kept with the code that uses it
+
+
+def temporal_loss(output, identities_previous, identities_current, tvf_targets,
+                  weights: Mapping[str, float] = TEMPORAL_LOSS_WEIGHTS) -> dict[str, torch.Tensor]:
+    """All TemporalNet losses for one batch of frame pairs.
+
+    output: a :class:`mpat_nb.models.temporalnet.TemporalNetOutput`; identities_previous / identities_current:
+    one (N_b,) int tensor per image, the person identities of its boxes (unique across clips, e.g.
+    ``mpat_nb.data.pairs.PairBatch.identities``); tvf_targets: a collated
+    :class:`mpat_nb.codec_temporal.TVFTargets`; weights: ``he`` and ``tvf`` (default
+    ``config.TEMPORAL_LOSS_WEIGHTS``). The triplet loss runs over the proposals of both frames of every pair,
+    so the hardest negatives include people of other clips [method.md 3.1].
+    Returns scalars ``he, tvf_forward, tvf_backward, tvf, total`` with total = w_he L_HE + w_tvf L_TVF.
+    """
+    embeddings = torch.cat([*output.human_embedding_previous, *output.human_embedding_current])      # (L, D)
+    identities = torch.cat([*identities_previous, *identities_current]).to(embeddings.device)        # (L,)
+    he = triplet_loss(embeddings, identities)
+    tvf = tvf_loss(output.tvf_forward, output.tvf_backward, tvf_targets)
+    total = weights["he"] * he + weights["tvf"] * tvf["tvf"]
+    return {"he": he, **tvf, "total": total}
+
+
+def triplet_loss(embeddings: torch.Tensor, identities: torch.Tensor, margin: float = HE_TRIPLET_MARGIN,
+                 normalize: bool = True) -> torch.Tensor:
+    """Batch-hard triplet loss of the Human Embedding (method.md 3.1; Hermans et al. 2017).
+
+    embeddings: (L, D) one HE per proposal; identities: (L,) int, the same value for the same person (track
+    ids made unique per clip). margin: m, default ``config.HE_TRIPLET_MARGIN`` (0.3). normalize: L2-normalise
+    the embeddings first (the tracker compares normalised HE, method.md 3.3).
+
+    For every anchor a with at least one positive and one negative in the batch:
+        d(a, b) = ||u_a - u_b||_2,   L_a = max(0, max_{p: same id, p != a} d(a, p) - min_{n: other id} d(a, n) + m)
+    and L_HE = mean over those anchors (0 when there is none: a single person, or all one identity).
+    Vectorised: one (L, L) distance matrix, no loop over people.
+    """
+    if embeddings.ndim != 2 or identities.shape != embeddings.shape[:1]:
+        raise ValueError(f"triplet_loss expects embeddings (L, D) and identities (L,), got {tuple(embeddings.shape)} "
+                         f"and {tuple(identities.shape)}")
+    if len(identities) == 0:
+        return embeddings.sum() * 0.0                                  # no proposal: 0, still in the graph
+    if normalize:
+        embeddings = torch.nn.functional.normalize(embeddings, dim=1)
+    # ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b (no (L, L, D) tensor); clamped so sqrt has a finite gradient at 0
+    squared_norm = (embeddings ** 2).sum(dim=1)
+    distance2 = squared_norm[:, None] + squared_norm[None, :] - 2.0 * embeddings @ embeddings.T
+    distance = distance2.clamp(min=1e-12).sqrt()                                               # (L, L)
+    same = identities[:, None] == identities[None, :]
+    positive = same & ~torch.eye(len(identities), dtype=torch.bool, device=same.device)
+    negative = ~same
+    # finite fills (not +-inf) so rows without a positive or a negative give no NaN gradient
+    hardest_positive = torch.where(positive, distance, 0.0).amax(dim=1)                       # (L,)
+    hardest_negative = torch.where(negative, distance, torch.finfo(distance.dtype).max).amin(dim=1)
+    valid = positive.any(dim=1) & negative.any(dim=1)                                          # (L,)
+    # L_a = max(0, d(a, p*) - d(a, n*) + m)
+    per_anchor = torch.where(valid, torch.relu(hardest_positive - hardest_negative + margin), 0.0)
+    return per_anchor.sum() / valid.sum().clamp(min=1)
+
+
+def tvf_loss(tvf_forward: torch.Tensor, tvf_backward: torch.Tensor, targets) -> dict[str, torch.Tensor]:
+    """L_TVF, masked L2 of both temporal vector fields (method.md 3.2), like :func:`svf_loss`.
+
+    tvf_forward, tvf_backward: (B, 2, H, W) predictions; targets: a collated
+    :class:`mpat_nb.codec_temporal.TVFTargets` (``forward``/``backward`` (B, 2, H, W), masks (B, H, W)).
+    L_fwd = sum_{b,p} m(p) ||T(p) - T*(p)||^2 / sum_{b,p} m(p) (pooled over the batch; 0 without labels),
+    L_bwd likewise with T', and L_TVF = L_fwd + L_bwd. Returns scalars ``tvf_forward, tvf_backward, tvf``.
+    """
+    losses = {}
+    for name, prediction, target, mask in (("tvf_forward", tvf_forward, targets.forward, targets.forward_mask),
+                                           ("tvf_backward", tvf_backward, targets.backward, targets.backward_mask)):
+        mask_shape = target.shape[:1] + target.shape[2:]
+        if prediction.ndim != 4 or prediction.shape != target.shape or mask.shape != mask_shape:
+            raise ValueError(f"{name}: predictions and targets must be (B, 2, H, W) and the mask (B, H, W); got "
+                             f"{tuple(prediction.shape)}, {tuple(target.shape)} and {tuple(mask.shape)}")
+        squared_error = ((prediction - target) ** 2).sum(dim=1)                    # ||T - T*||^2, (B, H, W)
+        losses[name] = _masked_pixel_mean(squared_error[:, None], mask)
+    losses["tvf"] = losses["tvf_forward"] + losses["tvf_backward"]                 # L_TVF = L_fwd + L_bwd
+    return losses

@@ -16,8 +16,8 @@ torch.set_num_threads(2)
 
 #: A tiny config at depth 2 (input multiple 16) keeps the per-test cost to milliseconds where the preset
 #: itself is not the point.
-MICRO = dataclasses.replace(get_spatial_config("tiny"), name="micro", channels=16, increase=8, stem_channels=8,
-                            hourglass_depth=2, input_size=64, output_size=16)
+MICRO = dataclasses.replace(get_spatial_config("tiny"), name="micro", num_stacks=2, channels=16, increase=8,
+                            stem_channels=8, hourglass_depth=2, input_size=64, output_size=16)
 
 
 def make_model(config=MICRO, seed=0) -> SpatialNet:

@@ -1,0 +1,279 @@
+"""Training TemporalNet (HE + TIE branches) on frame pairs with SpatialNet frozen: one entry point for the
+Python API and the command line (``mpat-nb train temporal``).
+
+``train_temporalnet(TemporalTrainConfig(...), out_dir)`` follows the supplementary (2.2): pairs (I^{t-d}, I^t)
+with d in 1..5 (a range-5 window) from synthetic clips, the same augmentation applied to both frames
+(:class:`mpat_nb.data.pairs.SyntheticPairDataset`), SpatialNet fixed, Adam with lr 2e-4, batch 16. The frozen
+SpatialNet is loaded from a checkpoint (default: the shipped one of the preset's ``spatial_preset``) and run
+once per pair under ``torch.no_grad()`` in eval mode; only TemporalNet's parameters reach the optimiser.
+Loss: ``losses.temporal_loss`` (batch-hard triplet on HE over the proposals of the batch, masked L2 on both
+temporal vector fields). Proposals are the ground-truth person boxes.
+
+As for SpatialNet (:mod:`mpat_nb.train`): a progress bar, periodic validation on fixed validation pairs
+(within-pair HE rank-1, TVF end-point errors against the zero-motion baseline, :func:`mpat_nb.temporal_metrics.
+pair_metrics`), atomic checkpoints that resume exactly (pair i is a pure function of (seed, i)), a wall-clock
+budget, and a NaN or infinite loss stops training with a TrainingError naming the step, leaving the last good
+checkpoint intact. Each checkpoint records which SpatialNet it was trained on (path and a fingerprint of its
+weights): a TemporalNet reads that network's features and is meaningless on another one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from mpat_nb.checkpoints import load_checkpoint, save_checkpoint, shipped_checkpoint
+from mpat_nb.config import MAX_FRAME_GAP, TemporalNetConfig, get_spatial_config, get_temporal_config
+from mpat_nb.data.augment import AugmentConfig
+from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs
+from mpat_nb.losses import temporal_loss
+from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
+from mpat_nb.temporal_metrics import pair_metrics
+from mpat_nb.utils import InputError, TrainingError, atomic_write_text, get_device, seed_everything
+
+
+@dataclass
+class TemporalTrainConfig:
+    """Everything that defines a TemporalNet training run (saved in every checkpoint)."""
+
+    preset: str = "tiny"                    # TemporalNet preset (mpat_nb.config.TEMPORAL_PRESETS)
+    spatial_checkpoint: str | None = None   # the frozen SpatialNet; None: shipped spatialnet_<spatial_preset>.pt
+    resnet50_weights: str | None = None     # torchvision ResNet-50 state dict initialising HE (paper preset);
+                                            # None: from scratch (ImageNet weights cannot be downloaded here)
+    steps: int = 3000                       # optimiser steps in total
+    batch_size: int = 16                    # frame pairs per step [Supp 2.2: 16]
+    lr: float = 2e-4                        # Adam [Supp 2.2: initial 2e-4; no later rate given, kept constant [I]]
+    synth_preset: str = "mixed"             # generator preset of the training and validation clips
+    render_size: int = 256                  # synthetic frame size (square)
+    max_frame_gap: int = MAX_FRAME_GAP      # pairs (t - d, t), d in 1 .. max_frame_gap [Supp: range-5 window]
+    augment: bool = True                    # the same random augmentation on both frames [Supp 2.2]
+    seed: int = 0
+    val_every: int = 250                    # steps between validations (0: only at the end)
+    val_pairs: int = 32                     # fixed validation pairs (validation seeds, no augmentation)
+    log_every: int = 25
+    num_workers: int = 0                    # DataLoader workers
+    amp: bool = True                        # mixed precision on CUDA (ignored elsewhere)
+    device: str | None = None               # None: cuda -> mps -> cpu
+    max_minutes: float | None = None        # wall-clock budget: stop early (validate + save) when it is spent
+
+
+def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resume: str | Path | None = None,
+                      progress: bool = True) -> dict:
+    """Train (or resume training) TemporalNet on a frozen SpatialNet.
+
+    Returns ``{"history", "checkpoint", "metrics"}``: the loss / validation records, the path of
+    ``out_dir/last.pt`` and the last validation (:func:`mpat_nb.temporal_metrics.pair_metrics`: ``rank1``,
+    ``epe_forward``, ``epe_backward``, ``epe_zero_motion``, losses).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed)
+    device = get_device(config.device)
+    if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
+    model_config = get_temporal_config(config.preset)
+    spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
+    spatial = load_frozen_spatialnet(spatial_path, model_config, device)
+    spatial_record = {"checkpoint": str(spatial_path), "fingerprint": weights_fingerprint(spatial),
+                      "preset": spatial.config.name, "model_config": dataclasses.asdict(spatial.config)}
+    model = TemporalNet(model_config, config.resnet50_weights).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start_step, history, metrics = 0, [], {}
+    if resume is not None:
+        state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name)
+        _check_same_spatialnet(state, spatial_record, resume)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, history = int(state["step"]), list(state.get("history", []))
+        metrics = dict(state.get("metrics", {}))
+        torch.set_rng_state(state["rng"])
+
+    spatial_config = spatial.config
+    dataset = SyntheticPairDataset(spatial_config.input_size, spatial_config.output_size, preset=config.synth_preset,
+                                   split="train", length=config.steps * config.batch_size,
+                                   render_size=(config.render_size, config.render_size),
+                                   augment=AugmentConfig() if config.augment else None, seed=config.seed,
+                                   max_frame_gap=config.max_frame_gap)
+    order = range(start_step * config.batch_size, config.steps * config.batch_size)
+    loader = DataLoader(Subset(dataset, order), batch_size=config.batch_size, shuffle=False, collate_fn=collate_pairs,
+                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+    val_batches = validation_pairs(config, spatial_config)
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    checkpoint_path = out / "last.pt"
+
+    model.train()
+    step = start_step
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train temporalnet/{model_config.name}",
+               disable=not progress)
+    started = time.perf_counter()
+    running: dict[str, float] = {}
+    for batch in loader:
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
+            output = model(previous, current, batch.boxes_previous, batch.boxes_current)
+        losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
+                               batch.tvf)                                                     # float32
+        total = losses["total"]
+        if not torch.isfinite(total):
+            raise TrainingError(f"the loss became {total.item()} at step {step + 1}; stopped. The last good checkpoint "
+                                f"({checkpoint_path if checkpoint_path.exists() else 'none yet'}) is intact.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        for key, value in losses.items():
+            running[key] = running.get(key, 0.0) + float(value.detach())
+        if step % config.log_every == 0 or step == config.steps:
+            count = config.log_every if step % config.log_every == 0 else step % config.log_every
+            record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": round(time.perf_counter() - started, 1), **{k: v / count for k, v in running.items()}}
+            history.append(record)
+            running = {}
+            bar.set_postfix(loss=f"{record['total']:.4g}", he=f"{record['he']:.3g}", tvf=f"{record['tvf']:.3g}")
+        bar.update(1)
+        out_of_time = config.max_minutes is not None and (time.perf_counter() - started) / 60 >= config.max_minutes
+        if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
+            metrics = pair_metrics(spatial, model, val_batches)
+            history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
+            bar.write(f"step {step}: validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
+                      f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion "
+                      f"{metrics['epe_zero_motion']:.2f}) on {config.val_pairs} '{config.synth_preset}' pairs")
+            model.train()
+            save_checkpoint(checkpoint_path, kind="temporalnet", model=model, model_config=model_config,
+                            optimizer=optimizer.state_dict(), step=step, rng=torch.get_rng_state(),
+                            train_config=dataclasses.asdict(config), history=history, metrics=metrics,
+                            spatial=spatial_record)
+            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+        if out_of_time:
+            bar.write(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
+            break
+    bar.close()
+    return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
+
+
+def validation_pairs(config: TemporalTrainConfig, spatial_config) -> list[PairBatch]:
+    """The fixed validation pairs: ``config.val_pairs`` pairs of validation clips, no augmentation, batched."""
+    dataset = SyntheticPairDataset(spatial_config.input_size, spatial_config.output_size, preset=config.synth_preset,
+                                   split="val", length=max(config.val_pairs, 1),
+                                   render_size=(config.render_size, config.render_size), augment=None, seed=0,
+                                   max_frame_gap=config.max_frame_gap)
+    samples = [dataset[i] for i in range(len(dataset))]
+    size = max(1, min(config.batch_size, 8))
+    return [collate_pairs(samples[i:i + size]) for i in range(0, len(samples), size)]
+
+
+def spatial_checkpoint_path(path: str | Path | None, model_config: TemporalNetConfig | str) -> Path:
+    """The frozen SpatialNet's checkpoint: ``path``, or the shipped ``spatialnet_<spatial_preset>.pt``."""
+    if path is not None:
+        return Path(path)
+    return shipped_checkpoint(f"spatialnet_{get_temporal_config(model_config).spatial_preset}.pt")
+
+
+def load_frozen_spatialnet(path: str | Path, model_config: TemporalNetConfig | str,
+                           device: str | torch.device = "cpu") -> SpatialNet:
+    """A SpatialNet from a checkpoint, in eval mode with ``requires_grad`` off, checked to fit the TemporalNet.
+
+    Unlike :func:`mpat_nb.train.load_spatialnet` (which rebuilds the preset's *current* definition), the network is
+    built from the checkpoint's recorded ``model_config``: the weights define the architecture, and a checkpoint
+    of an older definition of a preset is then reported by what it is (e.g. its feature width) rather than by a
+    state-dict mismatch.
+    """
+    model_config = get_temporal_config(model_config)
+    state = load_checkpoint(path, kind="spatialnet", map_location="cpu")
+    spatial = SpatialNet(get_spatial_config(state["model_config"]))
+    try:
+        spatial.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise InputError(f"checkpoint {path} does not fit its recorded SpatialNet architecture: "
+                         f"{str(error).splitlines()[0]}") from None
+    try:
+        model_config.check_spatial(spatial.config)
+    except InputError as error:
+        raise InputError(f"SpatialNet checkpoint {path} does not fit: {error} (or give --spatial-checkpoint a "
+                         f"SpatialNet with {model_config.feature_channels}-channel features)") from None
+    multiple = 2 ** model_config.tie_hourglass_depth
+    if spatial.config.output_size % multiple:
+        raise InputError(f"the TIE hourglass of TemporalNet {model_config.name!r} needs an output grid that is a "
+                         f"multiple of {multiple}, SpatialNet {spatial.config.name!r} gives "
+                         f"{spatial.config.output_size}")
+    return spatial.requires_grad_(False).to(device).eval()
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short SHA-256 of a model's state dict (names and bytes): tells which SpatialNet a TemporalNet read."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_temporalnet(path: str | Path, *, preset: str | None = None,
+                     device: str | torch.device = "cpu") -> TemporalNet:
+    """A TemporalNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode.
+
+    The architecture is the checkpoint's recorded ``model_config``. Its SpatialNet is not included: use
+    :func:`load_temporal_pair` for both.
+    """
+    state = load_checkpoint(path, kind="temporalnet", preset=preset, map_location="cpu")
+    model = TemporalNet(get_temporal_config(state["model_config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise InputError(f"checkpoint {path} does not fit its recorded {state['preset']!r} architecture: "
+                         f"{str(error).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def load_temporal_pair(path: str | Path, *, spatial_checkpoint: str | Path | None = None,
+                       device: str | torch.device = "cpu") -> tuple[SpatialNet, TemporalNet]:
+    """The frozen SpatialNet and the TemporalNet of a TemporalNet checkpoint, both in eval mode.
+
+    spatial_checkpoint: default the one the run recorded (its explicit path if it still exists, else the
+    shipped checkpoint of the preset). Warns when its weights are not the ones TemporalNet was trained on.
+    """
+    state = load_checkpoint(path, kind="temporalnet", map_location="cpu")
+    temporal = load_temporalnet(path, device=device)
+    if spatial_checkpoint is None:
+        recorded = (state.get("train_config") or {}).get("spatial_checkpoint")
+        spatial_checkpoint = recorded if recorded and Path(recorded).is_file() else None
+    spatial = load_frozen_spatialnet(spatial_checkpoint_path(spatial_checkpoint, temporal.config), temporal.config,
+                                     device)
+    expected = (state.get("spatial") or {}).get("fingerprint")
+    if expected and expected != weights_fingerprint(spatial):
+        warnings.warn(f"TemporalNet {path} was trained on SpatialNet {state['spatial'].get('checkpoint')} "
+                      f"(fingerprint {expected}); the SpatialNet loaded now has other weights: its features are "
+                      "not what TemporalNet learned from. Pass the original with spatial_checkpoint=...",
+                      stacklevel=2)
+    return spatial, temporal
+
+
+def _check_same_spatialnet(state: dict, spatial_record: dict, resume) -> None:
+    recorded = state.get("spatial") or {}
+    if recorded.get("fingerprint") and recorded["fingerprint"] != spatial_record["fingerprint"]:
+        raise InputError(f"cannot resume {resume}: it was trained on SpatialNet {recorded.get('checkpoint')} "
+                         f"(fingerprint {recorded['fingerprint']}), not on {spatial_record['checkpoint']} "
+                         f"({spatial_record['fingerprint']}); pass that one with --spatial-checkpoint")
+
+
+def _as_float(output: TemporalNetOutput) -> TemporalNetOutput:
+    """The output in float32 (autocast may give float16 / bfloat16): the losses are computed in float32."""
+    return TemporalNetOutput([e.float() for e in output.human_embedding_previous],
+                             [e.float() for e in output.human_embedding_current],
+                             output.tvf_forward.float(), output.tvf_backward.float())
