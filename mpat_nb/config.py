@@ -166,11 +166,12 @@ def get_spatial_config(name_or_config: str | SpatialNetConfig | Mapping[str, Any
 #: usual re-identification value (Hermans et al. 2017 use 0.2-0.3); on unit vectors distances lie in [0, 2]].
 HE_TRIPLET_MARGIN = 0.3
 
-#: Weights of the TemporalNet losses [I: L_TVF 1e-4 as L_SIE (method.md 3.2); L_HE 1]. With SpatialNet frozen
-#: the two branches share no parameter and Adam ignores a constant scale of the loss, so these weights only
-#: change what the logged total means (they matter again if TemporalNet is trained end to end).
+#: Weights of the TemporalNet losses [I: both 1]. With SpatialNet frozen the two branches share no parameter, so
+#: the weights move no optimum; but they do set the gradient scale, and Adam is scale-free only while gradients
+#: are well above its eps (1e-8): with L_TVF weighted 1e-4 (as L_SIE) the TIE branch's gradients were measured
+#: at 1e-6 down to 4.5e-9 per parameter, so it would barely learn. (End to end they would matter again.)
 #: Treat as read-only; copy it before changing a weight.
-TEMPORAL_LOSS_WEIGHTS: dict[str, float] = {"he": 1.0, "tvf": 1e-4}
+TEMPORAL_LOSS_WEIGHTS: dict[str, float] = {"he": 1.0, "tvf": 1.0}
 
 #: Largest frame gap |t - t'| of a training pair [Supp: "range-5 temporal window"].
 MAX_FRAME_GAP = 5

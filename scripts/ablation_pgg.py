@@ -11,11 +11,12 @@ stage ("PGG-tuned"); every row of one model decodes the same detections.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import torch
 
-from mpat_nb.ablation import ablation_table, grouping_ablation
+from mpat_nb.ablation import ABLATION_DECODERS, ablation_table, grouping_ablation
 from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.train import load_spatialnet
 
@@ -28,14 +29,26 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["crowd", "interaction", "mixed"])
     parser.add_argument("--clips", type=int, default=4, help="validation clips per preset; default: 4")
     parser.add_argument("--frames", type=int, default=8, help="frames per clip; default: 8")
+    parser.add_argument("--split", default="val", choices=["train", "val", "test"],
+                        help="generator seeds to use; default: val (use train with --offset to tune decoding)")
+    parser.add_argument("--offset", type=int, default=0, help="first seed of the split to use; default: 0")
+    parser.add_argument("--sie-bandwidth", type=float, default=None,
+                        help="delta_SIE (fraction of the output width) for the SIE rows; default: "
+                             "mpat_nb.ablation.ABLATION_SIE_BANDWIDTH")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
     models = {"base": load_spatialnet(args.base or shipped_checkpoint("spatialnet_tiny.pt")),
               "PGG-tuned": load_spatialnet(args.tuned or shipped_checkpoint("spatialnet_tiny_pgg.pt"))}
-    rows = grouping_ablation(models, args.presets, num_clips=args.clips, num_frames=args.frames)
-    print(f"validation seeds, {args.clips} clips x {args.frames} frames per preset; mAP and grouping purity / "
-          f"completeness in %")
+    decoders = ABLATION_DECODERS
+    if args.sie_bandwidth is not None:
+        decoders = {name: dataclasses.replace(config, sie_bandwidth=args.sie_bandwidth)
+                    for name, config in ABLATION_DECODERS.items()}
+    rows = grouping_ablation(models, args.presets, decoders=decoders, num_clips=args.clips, num_frames=args.frames,
+                             split=args.split, offset=args.offset)
+    bandwidth = decoders["KE+SIE"].sie_bandwidth
+    print(f"{args.split} seeds from offset {args.offset}, {args.clips} clips x {args.frames} frames per preset, "
+          f"delta_SIE = {bandwidth * 128:g}/128 of the width; mAP and grouping purity / completeness in %")
     print(ablation_table(rows))
     if args.json:
         with open(args.json, "w") as handle:

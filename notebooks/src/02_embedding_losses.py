@@ -614,6 +614,7 @@ show_image(frame_strip([draw_frame(frames[T_SHOW], video.frames[T_SHOW]), draw_p
                        labels=["ground truth", "decoded"]), width=11)
 plt.show()
 assert all(person.keypoints.shape == (17, 3) for person in found)
+assert len(found) >= 1, "the shipped model should decode at least one person in the sample frame"
 
 # %% [markdown]
 # The checkpoint records the validation mAP its training measured. At full size we rebuild that very
@@ -635,6 +636,7 @@ val_map = validation_map(model, val_clips)
 print(f"validation mAP: {val_map:.1f} on {len(val_clips)} clip(s); recorded in the checkpoint: {recorded_map:.1f}")
 if not FAST and np.isfinite(recorded_map):
     assert abs(val_map - recorded_map) < 1.0, "the checkpoint's validation mAP should be reproducible"
+assert val_map > 5.0, "the shipped checkpoint should score well above an untrained network (0 mAP)"
 
 # %% [markdown]
 # ### Explore: one joint at a time
