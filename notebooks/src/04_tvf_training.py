@@ -10,7 +10,7 @@
 #
 # **Prerequisites:** [02 · Embedding losses](02_embedding_losses.ipynb) (SVF and SIE: TIE is their
 # extension over time); [03 · Pose-Guided Grouping](03_pgg_iterations.ipynb) is not needed.
-# **Runtime:** under 1 minute in fast mode (`MPAT_NB_FAST=1`), about 10 minutes at full size on a CPU; the
+# **Runtime:** under 1 minute in fast mode (`MPAT_NB_FAST=1`), about 4 minutes at full size on a CPU; the
 # training cell uses the GPU when there is one.
 #
 # **You will learn**
