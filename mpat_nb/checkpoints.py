@@ -62,6 +62,15 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, preset: str | 
     return payload
 
 
+def load_weights(model: torch.nn.Module, state_dict: dict, path: str | Path, architecture: str) -> torch.nn.Module:
+    """``model.load_state_dict(state_dict)``, with an error that names the checkpoint file and the architecture."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise InputError(f"checkpoint {path} does not fit {architecture}: {str(error).splitlines()[0]}") from None
+    return model
+
+
 def shipped_checkpoint(name: str) -> Path:
     """Path of a checkpoint shipped in the package (e.g. ``"spatialnet_tiny.pt"``), with a clear error."""
     path = PACKAGE_CHECKPOINTS / name

@@ -146,17 +146,23 @@ SPATIAL_PRESETS: dict[str, SpatialNetConfig] = {
 
 def get_spatial_config(name_or_config: str | SpatialNetConfig | Mapping[str, Any]) -> SpatialNetConfig:
     """The SpatialNet config for a preset name, a config (returned as is) or a dict (as saved in checkpoints)."""
-    if isinstance(name_or_config, SpatialNetConfig):
+    return _resolve_config(name_or_config, SpatialNetConfig, SPATIAL_PRESETS, "SpatialNet")
+
+
+def _resolve_config(name_or_config, config_class, presets: Mapping[str, Any], network: str):
+    """A ``config_class`` from a preset name of ``presets``, an instance (returned as is) or a dict of its fields."""
+    if isinstance(name_or_config, config_class):
         return name_or_config
     if isinstance(name_or_config, Mapping):
-        known = {f.name for f in dataclasses.fields(SpatialNetConfig)}
+        known = {f.name for f in dataclasses.fields(config_class)}
         unknown = sorted(set(name_or_config) - known)
         if unknown:
-            raise InputError(f"unknown SpatialNetConfig fields {unknown}; known fields: {sorted(known)}")
-        return SpatialNetConfig(**name_or_config)
-    if isinstance(name_or_config, str) and name_or_config in SPATIAL_PRESETS:
-        return SPATIAL_PRESETS[name_or_config]
-    raise InputError(f"unknown SpatialNet preset {name_or_config!r}; choose one of {sorted(SPATIAL_PRESETS)}")
+            raise InputError(f"unknown {config_class.__name__} fields {unknown}; known fields: {sorted(known)}")
+        # lists (e.g. from JSON) back to the tuples the dataclasses hold
+        return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in name_or_config.items()})
+    if isinstance(name_or_config, str) and name_or_config in presets:
+        return presets[name_or_config]
+    raise InputError(f"unknown {network} preset {name_or_config!r}; choose one of {sorted(presets)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,15 +291,4 @@ TEMPORAL_PRESETS: dict[str, TemporalNetConfig] = {
 
 def get_temporal_config(name_or_config: str | TemporalNetConfig | Mapping[str, Any]) -> TemporalNetConfig:
     """The TemporalNet config for a preset name, a config (returned as is) or a dict (as saved in checkpoints)."""
-    if isinstance(name_or_config, TemporalNetConfig):
-        return name_or_config
-    if isinstance(name_or_config, Mapping):
-        known = {f.name for f in dataclasses.fields(TemporalNetConfig)}
-        unknown = sorted(set(name_or_config) - known)
-        if unknown:
-            raise InputError(f"unknown TemporalNetConfig fields {unknown}; known fields: {sorted(known)}")
-        # lists (e.g. from JSON) back to the tuples the dataclass holds
-        return TemporalNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in name_or_config.items()})
-    if isinstance(name_or_config, str) and name_or_config in TEMPORAL_PRESETS:
-        return TEMPORAL_PRESETS[name_or_config]
-    raise InputError(f"unknown TemporalNet preset {name_or_config!r}; choose one of {sorted(TEMPORAL_PRESETS)}")
+    return _resolve_config(name_or_config, TemporalNetConfig, TEMPORAL_PRESETS, "TemporalNet")

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from mpat_nb.checkpoints import load_checkpoint, save_checkpoint
+from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
 from mpat_nb.decode import DecodeConfig, predict_people
@@ -117,7 +117,7 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
     step = start_step
     bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}", disable=not progress)
     started = time.perf_counter()
-    running: dict[str, float] = {}
+    running = RunningLosses()
     for images, targets in loader:
         images, targets = images.to(device, non_blocking=True), targets.to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -127,23 +127,18 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
             losses.update(pgg_stage_loss(pgg, output, targets))
             losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
         total = losses["total"]
-        if not torch.isfinite(total):
-            raise TrainingError(f"the loss became {total.item()} at step {step + 1}; stopped. The last good checkpoint "
-                                f"({checkpoint_path if checkpoint_path.exists() else 'none yet'}) is intact.")
+        check_finite_loss(total, step + 1, checkpoint_path)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         step += 1
-        for key, value in losses.items():
-            running[key] = running.get(key, 0.0) + float(value.detach())
+        running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            count = config.log_every if step % config.log_every == 0 else step % config.log_every
-            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 1),
-                      **{k: v / count for k, v in running.items()}}
+            record = running.record(step=step, lr=scheduler.get_last_lr()[0],
+                                    seconds=round(time.perf_counter() - started, 1))
             history.append(record)
-            running = {}
             bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
         bar.update(1)
         minutes = (time.perf_counter() - started) / 60
@@ -165,6 +160,35 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def check_finite_loss(total: torch.Tensor, step: int, checkpoint_path: Path) -> None:
+    """Stop training with a :class:`TrainingError` naming ``step`` when the loss is NaN or infinite.
+
+    Checkpoints are written atomically, so the last good one (if any) is intact; the message says where it is.
+    """
+    if not torch.isfinite(total):
+        raise TrainingError(f"the loss became {total.item()} at step {step}; stopped. The last good checkpoint "
+                            f"({checkpoint_path if checkpoint_path.exists() else 'none yet'}) is intact.")
+
+
+class RunningLosses:
+    """Sums the losses of the steps since the last log record; :meth:`record` averages and starts over."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach())
+        self.count += 1
+
+    def record(self, **fields) -> dict:
+        """``fields`` (step, lr, seconds, ...) followed by the mean of every loss since the last record."""
+        record = {**fields, **{key: value / max(1, self.count) for key, value in self.sums.items()}}
+        self.sums, self.count = {}, 0
+        return record
 
 
 def pgg_stage_loss(pgg, output, targets) -> dict[str, torch.Tensor]:
@@ -222,11 +246,8 @@ def predict_videos(model: SpatialNet, clips, decode_config: DecodeConfig = Decod
 def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str | torch.device = "cpu") -> SpatialNet:
     """A SpatialNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode."""
     state = load_checkpoint(path, kind="spatialnet", preset=preset, map_location="cpu")
-    model = SpatialNet(get_spatial_config(state["preset"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise InputError(f"checkpoint {path} does not fit the {state['preset']!r} architecture: {str(error).splitlines()[0]}") from None
+    model = load_weights(SpatialNet(get_spatial_config(state["preset"])), state["model"], path,
+                         f"the {state['preset']!r} architecture")
     return model.to(device).eval()
 
 

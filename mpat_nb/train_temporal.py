@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from mpat_nb.checkpoints import load_checkpoint, save_checkpoint, shipped_checkpoint
+from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint, shipped_checkpoint
 from mpat_nb.config import MAX_FRAME_GAP, TemporalNetConfig, get_spatial_config, get_temporal_config
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs
@@ -40,7 +40,8 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.utils import InputError, TrainingError, atomic_write_text, get_device, seed_everything
+from mpat_nb.train import RunningLosses, check_finite_loss
+from mpat_nb.utils import InputError, atomic_write_text, get_device, seed_everything
 
 
 @dataclass
@@ -120,7 +121,7 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
     bar = tqdm(total=config.steps, initial=start_step, desc=f"train temporalnet/{model_config.name}",
                disable=not progress)
     started = time.perf_counter()
-    running: dict[str, float] = {}
+    running = RunningLosses()
     for batch in loader:
         batch = batch.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -129,22 +130,17 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
         losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
                                batch.tvf)                                                     # float32
         total = losses["total"]
-        if not torch.isfinite(total):
-            raise TrainingError(f"the loss became {total.item()} at step {step + 1}; stopped. The last good checkpoint "
-                                f"({checkpoint_path if checkpoint_path.exists() else 'none yet'}) is intact.")
+        check_finite_loss(total, step + 1, checkpoint_path)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.step(optimizer)
         scaler.update()
         step += 1
-        for key, value in losses.items():
-            running[key] = running.get(key, 0.0) + float(value.detach())
+        running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            count = config.log_every if step % config.log_every == 0 else step % config.log_every
-            record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": round(time.perf_counter() - started, 1), **{k: v / count for k, v in running.items()}}
+            record = running.record(step=step, lr=optimizer.param_groups[0]["lr"],
+                                    seconds=round(time.perf_counter() - started, 1))
             history.append(record)
-            running = {}
             bar.set_postfix(loss=f"{record['total']:.4g}", he=f"{record['he']:.3g}", tvf=f"{record['tvf']:.3g}")
         bar.update(1)
         out_of_time = config.max_minutes is not None and (time.perf_counter() - started) / 60 >= config.max_minutes
@@ -196,12 +192,8 @@ def load_frozen_spatialnet(path: str | Path, model_config: TemporalNetConfig | s
     """
     model_config = get_temporal_config(model_config)
     state = load_checkpoint(path, kind="spatialnet", map_location="cpu")
-    spatial = SpatialNet(get_spatial_config(state["model_config"]))
-    try:
-        spatial.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise InputError(f"checkpoint {path} does not fit its recorded SpatialNet architecture: "
-                         f"{str(error).splitlines()[0]}") from None
+    spatial = load_weights(SpatialNet(get_spatial_config(state["model_config"])), state["model"], path,
+                           "its recorded SpatialNet architecture")
     try:
         model_config.check_spatial(spatial.config)
     except InputError as error:
@@ -232,12 +224,8 @@ def load_temporalnet(path: str | Path, *, preset: str | None = None,
     :func:`load_temporal_pair` for both.
     """
     state = load_checkpoint(path, kind="temporalnet", preset=preset, map_location="cpu")
-    model = TemporalNet(get_temporal_config(state["model_config"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise InputError(f"checkpoint {path} does not fit its recorded {state['preset']!r} architecture: "
-                         f"{str(error).splitlines()[0]}") from None
+    model = load_weights(TemporalNet(get_temporal_config(state["model_config"])), state["model"], path,
+                         f"its recorded {state['preset']!r} architecture")
     return model.to(device).eval()
 
 
