@@ -374,3 +374,41 @@ def test_collate_pairs_and_temporal_loss_on_a_batch():
     assert all(torch.isfinite(v) for v in losses.values()) and losses["tvf"] > 0
     losses["total"].backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_people_entering_and_leaving_at_the_border():
+    """Entering: partly out of view in t-1 (off-image joints dropped, centre off the grid), whole in t.
+    Leaving: in view in t-1, wholly outside in t (dropped from t, its pixels of t-1 masked)."""
+    blank = np.zeros((64, 64, 3), np.uint8)
+    entering_previous = person([(-12, 30), (-6, 34), (2, 36), (6, 40)], 5, center=(-4.0, 34.0))
+    entering_current = person([(8, 30), (14, 34), (22, 36), (26, 40)], 5, center=(16.0, 34.0))
+    leaving_previous = person([(56, 10), (60, 14), (62, 20)], 8, center=(59.0, 14.0))
+    leaving_current = person([(70, 10), (74, 14), (78, 20)], 8, center=(74.0, 14.0))
+    sample = make_pair_sample(blank, [entering_previous, leaving_previous], blank,
+                              [entering_current, leaving_current], AugmentParams(), 64, 16)
+    previous, current = sample["previous"], sample["current"]
+    assert previous.track_ids.tolist() == [5, 8] and current.track_ids.tolist() == [5]   # 8 left the view
+    assert int((previous.joints[0, :, 2] > 0).sum()) == 2                                 # only in-view joints stay
+    assert previous.centers[0, 0] < 0                                                     # centre off the grid
+    grid = torch.tensor([-0.5, -0.5, 15.5, 15.5])
+    for boxes in (previous.boxes, current.boxes):                                         # proposals inside the grid
+        assert (boxes[:, :2] >= grid[:2]).all() and (boxes[:, 2:] <= grid[2:]).all()
+    tvf = sample["tvf"]
+    # forward: the entering person's visible pixels point to its centre in t, which is in view
+    y, x = int(previous.joints[0, 2, 1].round()), int(previous.joints[0, 2, 0].round())
+    assert tvf.forward_mask[y, x] == 1
+    torch.testing.assert_close(tvf.forward[:, y, x], (current.centers[0] - torch.tensor([x, y])) / SVF_NORMALISER)
+    # backward: its pixels of t point to the off-grid centre of t-1 (the vector leaves the grid, still supervised)
+    y, x = int(current.joints[0, 0, 1].round()), int(current.joints[0, 0, 0].round())
+    assert tvf.backward_mask[y, x] == 1 and tvf.backward[0, y, x] < 0
+    # the leaving person has no partner in t: masked, and no neighbour's vector painted on it
+    y, x = int(previous.joints[1, 0, 1].round()), int(previous.joints[1, 0, 0].round())
+    assert tvf.forward_mask[y, x] == 0 and tvf.forward[:, y, x].abs().sum() == 0
+    # and the network takes the border proposals, including a frame whose only person just left
+    model = TemporalNet(MICRO).eval()
+    with torch.no_grad():
+        out = model(fake_spatial(1, MICRO.feature_channels, 16, 16), fake_spatial(1, MICRO.feature_channels, 16, 16, 1),
+                    [previous.boxes], [current.boxes[:0]])
+    assert out.human_embedding_previous[0].shape == (2, MICRO.human_embedding_dim)
+    assert out.human_embedding_current[0].shape == (0, MICRO.human_embedding_dim)
+    assert torch.isfinite(out.human_embedding_previous[0]).all()
