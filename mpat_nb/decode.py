@@ -69,20 +69,27 @@ def model_maps(model: torch.nn.Module, images: torch.Tensor, *, flip_test: bool 
     """
     from mpat_nb.config import SVF_NORMALISER
 
-    output = model(images)
-    heatmaps = output.heatmaps[:, -1]
-    ke = output.keypoint_embedding[:, -1].unsqueeze(-1)
-    svf = output.svf[:, -1] * SVF_NORMALISER
+    maps = maps_from_output(model(images))
     if flip_test:
+        heatmaps, ke, svf = maps["heatmaps"], maps["ke"], maps["svf"]
         flipped = model(torch.flip(images, dims=[3]))
         heatmaps_f = torch.flip(flipped.heatmaps[:, -1], dims=[3])[:, FLIP_PERMUTATION]
         ke_f = torch.flip(flipped.keypoint_embedding[:, -1], dims=[3])[:, FLIP_PERMUTATION].unsqueeze(-1)
         svf_f = torch.flip(flipped.svf[:, -1], dims=[3]) * SVF_NORMALISER
         svf_f = torch.stack([-svf_f[:, 0], svf_f[:, 1]], dim=1)          # mirrored x offsets change sign
-        heatmaps = (heatmaps + heatmaps_f) / 2
-        ke = torch.cat([ke, ke_f], dim=-1)
-        svf = (svf + svf_f) / 2
-    return {"heatmaps": heatmaps, "ke": ke, "svf": svf, "features": output.features}
+        maps.update(heatmaps=(heatmaps + heatmaps_f) / 2, ke=torch.cat([ke, ke_f], dim=-1), svf=(svf + svf_f) / 2)
+    return maps
+
+
+def maps_from_output(output) -> dict[str, torch.Tensor]:
+    """The decoder's maps from one :class:`~mpat_nb.models.spatialnet.SpatialNetOutput` (last stack, no flip).
+
+    Returns heatmaps (B, K, H, W), ke (B, K, H, W, 1), svf (B, 2, H, W) in output pixels, features (B, C, H, W).
+    """
+    from mpat_nb.config import SVF_NORMALISER
+
+    return {"heatmaps": output.heatmaps_final, "ke": output.keypoint_embedding_final.unsqueeze(-1),
+            "svf": output.svf_final * SVF_NORMALISER, "features": output.features}
 
 
 def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tensor, config: DecodeConfig = DecodeConfig()) -> list[Candidates]:

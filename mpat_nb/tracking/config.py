@@ -1,0 +1,71 @@
+"""Every weight and threshold of the trackers, in one place (method.md 3.3).
+
+The paper says HE and TIE are complementary but not how it fuses them, nor its thresholds [I]. Our choice
+(method.md 3.3, steps 1-4): each distance is divided by its scale tau (the median distance of *true* pairs,
+measured on training-seed clips by :func:`mpat_nb.tracking.calibrate.calibrate_taus`), the terms in use are
+averaged with their weights, and a pair is accepted when that cost is below ``max_cost``:
+
+    C(i, j) = (w_HE d_HE(i, j) / tau_HE + w_TIE d_TIE(i, j) / tau_TIE) / (w_HE + w_TIE)
+
+so a typical true pair costs about 1 whichever terms are on. ``[I]`` marks our own choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The tracker variants of the evaluation, name -> TrackerConfig overrides (None: a baseline tracker).
+VARIANTS = ("HE+TIE", "HE only", "TIE only", "HE+TIE+memory", "greedy OKS", "Hungarian IoU")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How our tracker (and the two baselines) associate people of frame t with the tracks of frame t-1.
+
+    Distances live on SpatialNet's output grid: d_HE = ||u_i - u_j|| on L2-normalised Human Embeddings
+    (in [0, 2]); d_TIE = bidirectional TIE voting distance divided by the pair's mean person scale (method.md
+    3.3, step 2; :func:`mpat_nb.tracking.costs.tie_distances`).
+    """
+
+    use_he: bool = True
+    use_tie: bool = True
+    weight_he: float = 1.0             # w_HE [I: lambda = 1, method.md 3.3]
+    weight_tie: float = 1.0            # w_TIE
+    tau_he: float = 0.32               # median d_HE of true consecutive pairs (calibrate_taus, train seeds) [I]
+    tau_tie: float = 0.10              # median d_TIE of true consecutive pairs (calibrate_taus, train seeds) [I]
+    max_cost: float = 2.5              # accept a Hungarian pair only below this (about 2.5 x a typical true pair) [I]
+    # Beyond the paper: a bounded memory of recently lost tracks, re-matched on HE and predicted position.
+    memory: bool = False               # off = the paper (a track not matched in frame t ends)
+    memory_frames: int = 30            # how long a lost track can be re-found (frames) [I: ~1 s at 30 fps]
+    memory_max_cost: float = 1.6       # stricter than max_cost: no TIE evidence across the gap [I]
+    memory_position_weight: float = 0.25  # weight of the predicted-position term (scales of distance, capped at 4) [I]
+    # Detections and output
+    min_pose_score: float = 0.1        # people whose mean present-joint score is lower are dropped before tracking [I]
+    min_joint_score: float = 0.2       # joints below this score are left out of the output (trades AP for MOTA,
+                                       # method.md 3.3 step 5) [I]
+    # Peer baselines
+    oks_threshold: float = 0.2         # greedy OKS: accept a pair with OKS above this [I]
+    iou_threshold: float = 0.2         # Hungarian IoU: accept a pair with box IoU above this [I]
+
+    def __post_init__(self) -> None:
+        if not (self.use_he or self.use_tie):
+            raise ValueError("TrackerConfig needs use_he or use_tie (or both); the geometric baselines are "
+                             "GreedyOKSTracker and HungarianIoUTracker")
+        for name in ("tau_he", "tau_tie", "max_cost", "memory_max_cost"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TrackerConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.memory_frames < 1:
+            raise ValueError(f"TrackerConfig.memory_frames must be >= 1, got {self.memory_frames}")
+
+
+def variant_config(variant: str, base: TrackerConfig = TrackerConfig()) -> TrackerConfig | None:
+    """The TrackerConfig of one of :data:`VARIANTS` (None for the two baselines, which read ``base`` as is)."""
+    from dataclasses import replace
+
+    overrides = {"HE+TIE": {}, "HE only": {"use_tie": False}, "TIE only": {"use_he": False},
+                 "HE+TIE+memory": {"memory": True}}
+    if variant in ("greedy OKS", "Hungarian IoU"):
+        return None
+    if variant not in overrides:
+        raise ValueError(f"unknown tracker variant {variant!r}; choose one of {VARIANTS}")
+    return replace(base, **overrides[variant])

@@ -1,0 +1,103 @@
+"""Pairwise distances between the people of frame t-1 (rows, i) and frame t (columns, j).
+
+All positions are on SpatialNet's output grid (x, y in output pixels); joints are (N, K, 3) x, y, score with
+score 0 for an absent joint. Every function returns an (I, J) float array and is vectorised over pairs and
+joints (the trackers call them once per frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mpat_nb.skeleton import OKS_SIGMAS
+
+
+def he_distances(embeddings_previous: np.ndarray, embeddings_current: np.ndarray) -> np.ndarray:
+    """d_HE(i, j) = ||u_i - u_j||_2 on L2-normalised Human Embeddings (method.md 3.3, step 1): values in [0, 2].
+
+    embeddings_previous: (I, D); embeddings_current: (J, D) (normalised here, so raw HE is fine).
+    """
+    previous = _normalise(np.asarray(embeddings_previous, dtype=np.float64))
+    current = _normalise(np.asarray(embeddings_current, dtype=np.float64))
+    squared = 2.0 - 2.0 * previous @ current.T                           # |a - b|^2 = 2 - 2 a.b for unit vectors
+    return np.sqrt(np.clip(squared, 0.0, 4.0))
+
+
+def instance_embedding_at(field: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """SIE / TIE at the pixels nearest to points: q + v(q), q = the pixel of p (clamped to the grid).
+
+    field: (2, H, W) vector field in output pixels (SVF, or TVF x ``SVF_NORMALISER``); points: (..., 2) x, y.
+    Returns (..., 2): where the pixel votes the person's centre lies. Using the pixel q (not p itself) keeps a
+    perfect field's vote exact: the field was trained as c - q at pixel centres.
+    """
+    height, width = field.shape[1:]
+    xs = np.clip(np.rint(points[..., 0]), 0, width - 1).astype(np.int64)
+    ys = np.clip(np.rint(points[..., 1]), 0, height - 1).astype(np.int64)
+    return np.stack([xs + field[0, ys, xs], ys + field[1, ys, xs]], axis=-1)
+
+
+def tie_votes(joints: np.ndarray, tvf: np.ndarray) -> np.ndarray:
+    """Where each joint votes the person's centre lies in the other frame: TIE = q + T(q). (N, K, 2).
+
+    joints: (N, K, 3); tvf: (2, H, W) in output pixels (TemporalNet's fields x ``SVF_NORMALISER``).
+    """
+    return instance_embedding_at(tvf, joints[..., :2])
+
+
+def tie_distances(joints_previous: np.ndarray, centres_previous: np.ndarray, scales_previous: np.ndarray,
+                  joints_current: np.ndarray, centres_current: np.ndarray, scales_current: np.ndarray,
+                  tvf_forward: np.ndarray, tvf_backward: np.ndarray) -> np.ndarray:
+    """Bidirectional TIE voting distance (method.md 3.3, step 2):
+
+        d_TIE(i, j) = 0.5 [ mean_{k in V_i} ||p_ik + T(p_ik) - c_j|| + mean_{k in V_j} ||q_jk + T'(q_jk) - c_i|| ] / s_ij
+
+    joints_*: (N, K, 3); centres_*: (N, 2) person centres; scales_*: (N,) person scales (output pixels);
+    s_ij is their mean. tvf_forward: (2, H, W) T on frame t-1's grid; tvf_backward: (2, H, W) T' on frame t's.
+    """
+    joints_previous, joints_current = np.asarray(joints_previous, float), np.asarray(joints_current, float)
+    forward = _mean_vote_distance(tie_votes(joints_previous, tvf_forward), joints_previous[..., 2] > 0,
+                                  np.asarray(centres_current, float))                  # (I, J)
+    backward = _mean_vote_distance(tie_votes(joints_current, tvf_backward), joints_current[..., 2] > 0,
+                                   np.asarray(centres_previous, float))                 # (J, I)
+    scale = 0.5 * (np.asarray(scales_previous, float)[:, None] + np.asarray(scales_current, float)[None, :])
+    return 0.5 * (forward + backward.T) / np.maximum(scale, 1e-6)
+
+
+def oks(joints_previous: np.ndarray, joints_current: np.ndarray, areas_previous: np.ndarray,
+        areas_current: np.ndarray, sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+    """Object keypoint similarity (COCO) of every pair, over the joints present in both poses; 0 if none.
+
+    OKS = mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2)) with s^2 the mean of the two box areas.
+    joints_*: (N, K, 3); areas_*: (N,) box areas in squared output pixels.
+    """
+    joints_previous, joints_current = np.asarray(joints_previous, float), np.asarray(joints_current, float)
+    offsets = joints_previous[:, None, :, :2] - joints_current[None, :, :, :2]          # (I, J, K, 2)
+    squared = (offsets ** 2).sum(-1)                                                     # (I, J, K)
+    area = 0.5 * (np.asarray(areas_previous, float)[:, None] + np.asarray(areas_current, float)[None, :])
+    variance = (2.0 * np.asarray(sigmas, float)) ** 2                                    # (K,)
+    similarity = np.exp(-squared / (2.0 * np.maximum(area, 1e-6)[..., None] * variance))
+    both = (joints_previous[:, None, :, 2] > 0) & (joints_current[None, :, :, 2] > 0)    # (I, J, K)
+    counted = both.sum(-1)
+    return np.where(counted > 0, (similarity * both).sum(-1) / np.maximum(counted, 1), 0.0)
+
+
+def box_iou(boxes_previous: np.ndarray, boxes_current: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes (x1, y1, x2, y2): (I, 4), (J, 4) -> (I, J)."""
+    a, b = np.asarray(boxes_previous, float).reshape(-1, 4), np.asarray(boxes_current, float).reshape(-1, 4)
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    intersection = np.clip(high - low, 0.0, None).prod(-1)
+    area = lambda boxes: np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None).prod(-1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+def _mean_vote_distance(votes: np.ndarray, present: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """votes (N, K, 2), present (N, K), centres (M, 2) -> (N, M) mean over present k of ||vote_k - c_m||."""
+    distances = np.linalg.norm(votes[:, None] - centres[None, :, None], axis=-1)        # (N, M, K)
+    counted = present.sum(-1)[:, None]                                                   # (N, 1)
+    return (distances * present[:, None]).sum(-1) / np.maximum(counted, 1)

@@ -1,0 +1,93 @@
+"""End-to-end tracking evaluation of the shipped tiny models (issue 6).
+
+Runs SpatialNet + TemporalNet once per frame on the validation clips of every generator preset, tracks the
+same observations with every variant (ours HE+TIE, HE only, TIE only, ours + memory, greedy OKS, Hungarian
+IoU) and prints PoseTrack-style tables (total MOTA, id switches, mAP per preset; per-joint AP and MOTA on
+``mixed``) for predicted poses and for ground-truth poses (tracking only).
+
+    python scripts/evaluate_tracking.py                        # the README / note tables (~10 min on 2 CPU cores)
+    python scripts/evaluate_tracking.py --calibrate            # re-measure tau_HE, tau_TIE on training seeds
+    python scripts/evaluate_tracking.py --clips 1 --frames 10 --presets mixed   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import torch
+
+from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.data.synth import PRESETS
+from mpat_nb.train import load_spatialnet
+from mpat_nb.train_temporal import load_temporalnet
+from mpat_nb.tracking.calibrate import calibrate_taus, grid_search
+from mpat_nb.tracking.config import VARIANTS, TrackerConfig
+from mpat_nb.tracking.evaluation import SOURCES, evaluate_variants, observe_clips, results_table
+from mpat_nb.utils import get_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=4, help="clips per preset (validation seeds)")
+    parser.add_argument("--frames", type=int, default=30, help="frames per clip")
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--spatial", default=None, help="SpatialNet checkpoint (default: shipped tiny)")
+    parser.add_argument("--temporal", default=None, help="TemporalNet checkpoint (default: shipped tiny)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="on training-seed clips: measure tau_HE / tau_TIE, then tune each variant's threshold")
+    parser.add_argument("--json", default=None, help="also write the totals to this JSON file")
+    args = parser.parse_args()
+
+    device = get_device()
+    spatial = load_spatialnet(args.spatial or shipped_checkpoint("spatialnet_tiny.pt"), device=device)
+    temporal = load_temporalnet(args.temporal or shipped_checkpoint("temporalnet_tiny.pt"), device=device)
+    started = time.perf_counter()
+    if args.calibrate:
+        clips = observe_clips(spatial, temporal, args.presets, num_clips=args.clips, num_frames=args.frames,
+                              split="train", progress=True)
+        taus = calibrate_taus([c.observations["ground truth"] for c in clips])
+        print("calibration on training seeds (ground-truth poses, consecutive frames):")
+        print(json.dumps(taus, indent=2))
+        base = dataclasses.replace(TrackerConfig(), tau_he=taus["tau_he"], tau_tie=taus["tau_tie"])
+        grids = [("HE+TIE", "min_joint_score", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)),
+                 ("HE+TIE", "max_cost", (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)),
+                 ("HE+TIE+memory", "memory_max_cost", (0.8, 1.2, 1.6, 2.0, 2.5)),
+                 ("greedy OKS", "oks_threshold", (0.05, 0.1, 0.2, 0.3, 0.5)),
+                 ("Hungarian IoU", "iou_threshold", (0.05, 0.1, 0.2, 0.3, 0.5))]
+        print("\ntotal MOTA on the training-seed clips (predicted poses), one knob at a time:")
+        for variant, knob, values in grids:
+            scores = grid_search(clips, variant, knob, values, base)
+            best = max(scores, key=lambda pair: pair[1])[0]
+            base = dataclasses.replace(base, **{knob: best})
+            print(f"  {variant:14s} {knob:16s} " + "  ".join(f"{v:g}: {m:5.1f}" for v, m in scores) + f"  -> {best:g}")
+        return
+    clips = observe_clips(spatial, temporal, args.presets, num_clips=args.clips, num_frames=args.frames,
+                          progress=True)
+    results = evaluate_variants(clips, VARIANTS, TrackerConfig())
+    print(f"{args.clips} validation clips x {args.frames} frames per preset, device {device}, "
+          f"{time.perf_counter() - started:.0f} s\n")
+    for source in SOURCES:
+        for metric in ("mota", "switches", "map"):
+            print(results_table(results, source, metric) + "\n")
+    for source in SOURCES:
+        for result in results:
+            if result.preset == "mixed" and result.source == source and result.variant in ("HE+TIE", "greedy OKS"):
+                print(f"mixed, {source} poses, {result.variant}:\n{result.result.table()}\n")
+    ours = [r for r in results if r.variant == "HE+TIE" and r.source == "predicted"]
+    print("per frame (predicted poses, HE+TIE): network + decoding "
+          f"{sum(r.network_ms for r in ours) / len(ours):.1f} ms, association "
+          f"{sum(r.association_ms for r in ours) / len(ours):.2f} ms")
+    if args.json:
+        totals = [{"preset": r.preset, "variant": r.variant, "source": r.source, "mota": r.result.total_mota,
+                   "map": r.result.total_map, "id_switches": r.id_switches, "association_ms": r.association_ms,
+                   "network_ms": r.network_ms} for r in results]
+        with open(args.json, "w") as handle:
+            json.dump(totals, handle, indent=2)
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
