@@ -171,10 +171,16 @@ def run_tracker(observations: Sequence[FrameObservation], tracker: Tracker, *, n
         run.association_seconds.append(time.perf_counter() - started)
         run.network_seconds.append(observation.network_seconds)
         run.track_ids.append(ids)
-        people = [_output_person(d.person, int(i), threshold) for d, i in zip(observation.detections, ids)]
-        run.video.frames.append(Frame(observation.file_name, observation.index, observation.width,
-                                      observation.height, people=[p for p in people if p.present.any()]))
+        run.video.frames.append(tracked_frame(observation, ids, threshold))
     return run
+
+
+def tracked_frame(observation: FrameObservation, track_ids: np.ndarray, min_joint_score: float) -> Frame:
+    """The PoseTrack18 frame of an observation whose detections got ``track_ids`` (N,): people in image
+    pixels with their track ids, joints scoring below ``min_joint_score`` left out (and people left empty)."""
+    people = [_output_person(d.person, int(i), min_joint_score) for d, i in zip(observation.detections, track_ids)]
+    return Frame(observation.file_name, observation.index, observation.width, observation.height,
+                 people=[p for p in people if p.present.any()])
 
 
 def _output_person(person: Person, track_id: int, min_joint_score: float) -> Person:
