@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,11 +29,28 @@ def test_every_notebook_has_badges_setup_and_no_outputs():
                 assert not cell.get("outputs"), f"{path.name} stores outputs"
 
 
-def test_setup_cell_runs_outside_colab_without_network():
-    """Execute notebook 00's setup cell here: outside Colab it must install nothing."""
-    path = ROOT / "notebooks" / "00_data_and_metrics.ipynb"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: What Colab already has and a setup cell must never reinstall (a reinstall breaks the running kernel).
+COLAB_PREINSTALLED = ("torch", "numpy", "matplotlib", "ipywidgets", "ipython")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_setup_cell_runs_outside_colab_without_network(path, monkeypatch):
+    """Execute every notebook's setup cell here, with sockets refused: outside Colab it installs nothing."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted by a setup cell")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"{path.name}: setup cell ran {a} outside Colab"))
     setup = "".join(json.loads(path.read_text())["cells"][1]["source"])
-    code = "\n".join(line for line in setup.splitlines() if not line.startswith("%"))
+    code = "\n".join(line for line in setup.splitlines() if not line.lstrip().startswith(("%", "!")))
     namespace: dict = {}
-    exec(compile(code, "setup-cell", "exec"), namespace)  # noqa: S102 - our own notebook's cell
+    exec(compile(code, f"{path.name}-setup", "exec"), namespace)  # noqa: S102 - our own notebook's cell
     assert "FAST" in namespace and "device" in namespace
+    pip_lines = [line for line in setup.splitlines() if "pip" in line and "install" in line]
+    for line in pip_lines:
+        words = line.replace('"', " ").replace("'", " ").replace(",", " ").split()
+        assert not any(w.lower() in COLAB_PREINSTALLED for w in words), f"{path.name} reinstalls: {line}"
