@@ -276,3 +276,17 @@ def test_evaluation_tables(models):
     assert all(variant in table for variant in VARIANTS) and "easy" in table
     assert all(r.association_ms >= 0 and r.network_ms > 0 for r in results)
     assert "switches" in results_table(results, "predicted", "switches")
+
+
+def test_weights_decide_the_terms():
+    with pytest.raises(ValueError, match="weighted above 0"):
+        TrackerConfig(use_tie=False, weight_he=0.0)
+    with pytest.raises(ValueError, match="weighted above 0"):
+        TrackerConfig(weight_he=-1.0)
+    base = TrackerConfig(weight_tie=0.0)                       # HE+TIE with TIE switched off by its weight
+    assert make_tracker("TIE only", base).config.weight_tie == 1.0
+    first = [detection(8, 16, identity=0), detection(24, 16, identity=1)]
+    tracker = EmbeddingTracker(base)
+    tracker.step(observation(0, first))
+    tracker.step(observation(1, first, perfect_fields(first, first, [(0, 0), (1, 1)])))
+    assert "tie" not in tracker.last_costs and "he" in tracker.last_costs

@@ -55,6 +55,11 @@ class TrackerConfig:
         if not (self.use_he or self.use_tie):
             raise ValueError("TrackerConfig needs use_he or use_tie (or both); the geometric baselines are "
                              "GreedyOKSTracker and HungarianIoUTracker")
+        if min(self.weight_he, self.weight_tie) < 0 or not (self.use_he and self.weight_he > 0
+                                                              or self.use_tie and self.weight_tie > 0):
+            raise ValueError(f"TrackerConfig weights must be >= 0 with at least one term in use weighted above 0; got "
+                             f"use_he={self.use_he} weight_he={self.weight_he}, use_tie={self.use_tie} "
+                             f"weight_tie={self.weight_tie}")
         for name in ("tau_he", "tau_tie", "max_cost", "memory_max_cost"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrackerConfig.{name} must be > 0, got {getattr(self, name)}")
@@ -66,7 +71,9 @@ def variant_config(variant: str, base: TrackerConfig = TrackerConfig()) -> Track
     """The TrackerConfig of one of :data:`VARIANTS` (None for the two baselines, which read ``base`` as is)."""
     from dataclasses import replace
 
-    overrides = {"HE+TIE": {}, "HE only": {"use_tie": False}, "TIE only": {"use_he": False},
+    # A term alone is normalised by its own weight: its value does not matter, but it must be > 0.
+    overrides = {"HE+TIE": {}, "HE only": {"use_tie": False, "weight_he": 1.0},
+                 "TIE only": {"use_he": False, "weight_tie": 1.0},
                  "HE+TIE+memory": {"memory": True}}
     if variant in ("greedy OKS", "Hungarian IoU"):
         return None

@@ -20,6 +20,7 @@ from mpat_nb.codec_temporal import boxes_from_joints
 from mpat_nb.config import SVF_NORMALISER
 from mpat_nb.data.annotations import Frame, Person, Video
 from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people
+from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
 from mpat_nb.tracking.costs import instance_embedding_at
 from mpat_nb.tracking.observation import Detection, FrameObservation
 from mpat_nb.tracking.trackers import Tracker
@@ -32,13 +33,20 @@ class NetworkObserver:
     spatial: a SpatialNet (eval mode is set here); temporal: a TemporalNet or None (then detections carry no
     HE and observations no TIE fields: only the geometric baselines can use them). decode_config: how poses
     are decoded (``DecodeConfig(embedding="ke+sie", pgg_iterations=1)`` for PGG). min_pose_score: people whose
-    mean joint score is lower are dropped before tracking.
+    mean joint score is lower are dropped before tracking. inference: fast paths (:mod:`mpat_nb.inference`);
+    given, the observer runs prepared copies of the models (the ones passed in are left as they are); None: the
+    models themselves, plain eager. Either way the networks run under ``torch.inference_mode()``.
     """
 
     def __init__(self, spatial: torch.nn.Module, temporal: torch.nn.Module | None = None,
-                 decode_config: DecodeConfig = DecodeConfig(), *, min_pose_score: float = 0.1):
+                 decode_config: DecodeConfig = DecodeConfig(), *, min_pose_score: float = 0.1,
+                 inference: InferenceOptions | None = None):
         if decode_config.flip_test:
             raise ValueError("the tracker runs SpatialNet once per frame: use a DecodeConfig with flip_test=False")
+        if inference is not None:
+            spatial = prepare_for_inference(spatial, inference)
+            temporal = prepare_for_inference(temporal, inference) if temporal is not None else None
+        self.inference = inference
         self.spatial, self.temporal = spatial.eval(), (temporal.eval() if temporal is not None else None)
         self.decode_config, self.min_pose_score = decode_config, min_pose_score
         self.device = next(spatial.parameters()).device
@@ -49,11 +57,14 @@ class NetworkObserver:
         self._previous = None          # SpatialNet output of frame t-1 (batch of one)
         self._index = 0
 
-    @torch.no_grad()
     def observe(self, image: np.ndarray, gt_people: Sequence[Person] | None = None, *,
                 file_name: str = "") -> FrameObservation:
         """One frame: image (H, W, 3) uint8 RGB (grayscale / RGBA converted). gt_people: track these ground-truth
         poses instead of the decoded ones (tracking-only evaluation; HE and TIE still come from the networks)."""
+        with inference_context(self.inference, self.device):      # the observation holds NumPy arrays only
+            return self._observe(image, gt_people, file_name)
+
+    def _observe(self, image: np.ndarray, gt_people: Sequence[Person] | None, file_name: str) -> FrameObservation:
         from mpat_nb.data.augment import NO_AUGMENTATION, augment_image
         from mpat_nb.data.datasets import to_rgb
 
@@ -133,11 +144,13 @@ def _detection(pose: np.ndarray, person: Person, svf: np.ndarray, output_size: i
 
 def observe_video(frames: Iterable[np.ndarray], spatial: torch.nn.Module, temporal: torch.nn.Module | None = None,
                   decode_config: DecodeConfig = DecodeConfig(), *, gt_video: Video | None = None,
-                  min_pose_score: float = 0.1, progress: bool = False) -> list[FrameObservation]:
-    """Observations of every frame of a video (networks once per frame). gt_video: track its poses instead."""
+                  min_pose_score: float = 0.1, progress: bool = False,
+                  inference: InferenceOptions | None = None) -> list[FrameObservation]:
+    """Observations of every frame of a video (networks once per frame). gt_video: track its poses instead.
+    inference: see :class:`NetworkObserver`."""
     from tqdm.auto import tqdm
 
-    observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=min_pose_score)
+    observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=min_pose_score, inference=inference)
     observations = []
     for t, image in enumerate(tqdm(frames, desc="networks", disable=not progress, leave=False)):
         gt_frame = gt_video.frames[t] if gt_video is not None else None

@@ -115,7 +115,7 @@ class EmbeddingTracker(Tracker):
         config = self.config
         previous, current = stack_detections([t.detection for t in tracks]), stack_detections(detections)
         terms, weights = [], []
-        if config.use_he:
+        if config.use_he and config.weight_he > 0:
             if previous["embeddings"] is None or current["embeddings"] is None:
                 raise ValueError("the HE term needs Human Embeddings on every detection: run TemporalNet "
                                  "(mpat_nb.tracking.pipeline.observe_video with a temporal model)")
@@ -123,7 +123,7 @@ class EmbeddingTracker(Tracker):
             self.last_costs["he"] = d_he
             terms.append(config.weight_he * d_he / config.tau_he)
             weights.append(config.weight_he)
-        if config.use_tie and observation.tvf_forward is not None:
+        if config.use_tie and config.weight_tie > 0 and observation.tvf_forward is not None:
             d_tie = tie_distances(previous["joints"], previous["centres"], previous["scales"], current["joints"],
                                   current["centres"], current["scales"], observation.tvf_forward,
                                   observation.tvf_backward)
