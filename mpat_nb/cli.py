@@ -72,35 +72,53 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(--init) with L_PGG (lr 1e-5 unless --lr is given); 'temporal' trains "
                                             "TemporalNet (HE + TIE) on synthetic frame pairs with the SpatialNet of "
                                             "--spatial-checkpoint frozen. Checkpoints (OUT/last.pt) resume exactly "
-                                            "with --resume.")
+                                            "with --resume. --config reads the settings from a JSON file of "
+                                            "training-config fields (configs/paper_*.json); flags given override it. "
+                                            "Under torchrun (torchrun --nproc-per-node N --no-python mpat-nb train "
+                                            "...) the N processes train together (DistributedDataParallel).")
     train.add_argument("stage", choices=["spatial", "pgg", "temporal"], help="what to train")
-    train.add_argument("--preset", default="tiny",
+    train.add_argument("--config", type=Path, default=None,
+                       help="JSON file of SpatialTrainConfig fields (temporal: TemporalTrainConfig), e.g. "
+                            "configs/paper_spatial.json; the flags given on the command line override it")
+    train.add_argument("--preset", default=None,
                        help="model preset: tiny, small or paper (temporal: the TemporalNet preset, tiny or paper); "
                             "default: tiny")
-    train.add_argument("--steps", type=int, default=3000, help="optimiser steps; default: 3000")
-    train.add_argument("--batch-size", type=int, default=16,
-                       help="images (temporal: frame pairs) per step; default: 16")
+    train.add_argument("--steps", type=int, default=None, help="optimiser steps; default: 3000")
+    train.add_argument("--epochs", type=float, default=None,
+                       help="real data (spatial, pgg), instead of --steps: passes over the labelled frames, "
+                            "steps = ceil(epochs x frames / batch size)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="the GLOBAL batch: images (temporal: frame pairs) per optimiser step over all processes; "
+                            "under torchrun each of the N processes takes batch / N (N must divide it); default: 16, "
+                            "the paper's")
     train.add_argument("--lr", type=float, default=None,
                        help="initial learning rate (Adam); default: 2e-4 (spatial, temporal), 1e-5 (pgg)")
     train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg)")
-    train.add_argument("--pgg-iterations", type=int, default=1, help="pgg stage: mean-shift iterations R; default: 1")
-    train.add_argument("--det-foreground-weight", type=float, default=0.0,
+    train.add_argument("--pgg-iterations", type=int, default=None, help="pgg stage: mean-shift iterations R; default: 1")
+    train.add_argument("--det-foreground-weight", type=float, default=None,
                        help="weight 1 + ALPHA x target on heatmap pixels (0: the paper's plain MSE); default: 0")
-    train.add_argument("--decode-embedding", default="ke", choices=["ke", "sie", "ke+sie"],
+    train.add_argument("--decode-embedding", default=None, choices=["ke", "sie", "ke+sie"],
                        help="what validation groups by (spatial stage); default: ke (associative embedding)")
-    train.add_argument("--data", default="synthetic", choices=["synthetic", "posetrack", "coco"], help="training data")
-    train.add_argument("--synth-preset", default="mixed", help="generator preset for synthetic data and validation")
+    train.add_argument("--data", default=None, choices=["synthetic", "posetrack", "coco"],
+                       help="training data; default: synthetic")
+    train.add_argument("--synth-preset", default=None,
+                       help="generator preset for synthetic data and validation; default: mixed")
     train.add_argument("--annotations", default=None, help="real data: annotation file or folder")
     train.add_argument("--image-root", default=None, help="real data: folder the image file names are relative to")
-    train.add_argument("--val-every", type=int, default=500,
+    train.add_argument("--val-every", type=int, default=None,
                        help="steps between validations (mAP; temporal: HE rank-1 and TVF error); default: 500")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="wall-clock budget: stop (validate and save) when spent; the lr drop moves with it")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes; default: 0")
-    train.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
+    train.add_argument("--seed", type=int, default=None, help="default: 0")
+    train.add_argument("--workers", type=int, default=None, help="DataLoader worker processes; default: 0")
+    train.add_argument("--device", default=None,
+                       help="cuda, mps or cpu; default: the best available (under torchrun: cuda:LOCAL_RANK)")
+    train.add_argument("--sync-batchnorm", action="store_true", default=None,
+                       help="under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm); "
+                            "default: off, each GPU normalises with the statistics of its own slice")
     train.add_argument("--out", type=Path, default=None,
-                       help="output folder; default: runs/spatialnet (temporal: runs/temporalnet)")
+                       help="output folder; default: runs/spatialnet (temporal: runs/temporalnet; with --config: "
+                            "runs/<config file name>)")
     train.add_argument("--resume", type=Path, default=None, help="checkpoint to resume from (e.g. OUT/last.pt)")
     train.add_argument("--spatial-checkpoint", default=None,
                        help="temporal: the frozen SpatialNet; default: the shipped spatialnet_<preset>.pt")
@@ -186,50 +204,91 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from mpat_nb import distributed
     from mpat_nb.train import SpatialTrainConfig, train_spatialnet
 
-    if args.steps < 1 or args.batch_size < 1:
-        raise InputError("--steps and --batch-size must be at least 1")
     if args.stage == "temporal":
         return _cmd_train_temporal(args)
     if args.spatial_checkpoint or args.resnet50_weights:
         raise InputError("--spatial-checkpoint and --resnet50-weights belong to train temporal")
-    args.out = args.out if args.out is not None else Path("runs/spatialnet")
-    if args.stage == "pgg" and not args.init and not args.resume:
-        raise InputError("train pgg fine-tunes a trained SpatialNet: give its checkpoint with --init")
     pgg_stage = args.stage == "pgg"
-    lr = args.lr if args.lr is not None else (1e-5 if pgg_stage else 2e-4)
-    config = SpatialTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=lr, data=args.data,
-                                synth_preset=args.synth_preset, annotations=args.annotations, image_root=args.image_root,
-                                val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes,
-                                num_workers=args.workers, device=args.device, init_checkpoint=args.init,
-                                pgg_iterations=args.pgg_iterations if pgg_stage else 0,
-                                det_foreground_weight=args.det_foreground_weight,
-                                decode_embedding=args.decode_embedding)
-    result = train_spatialnet(config, args.out, resume=args.resume)
-    print(f"final validation mAP {result['val_map']:.1f}; checkpoint {result['checkpoint']}")
+    if not pgg_stage and args.pgg_iterations is not None:
+        raise InputError("--pgg-iterations belongs to train pgg (the PGG fine-tuning stage)")
+    stage_defaults = {"val_every": 500, **({"lr": 1e-5, "pgg_iterations": 1} if pgg_stage else {})}
+    config = _train_config(args, SpatialTrainConfig, stage_defaults)
+    if not pgg_stage and config.pgg_iterations:
+        raise InputError(f"{args.config} sets pgg_iterations={config.pgg_iterations}, the PGG fine-tuning stage: run "
+                         "mpat-nb train pgg")
+    if pgg_stage and config.pgg_iterations < 1:
+        raise InputError(f"train pgg needs pgg_iterations >= 1, got {config.pgg_iterations}")
+    if pgg_stage and not config.init_checkpoint and not args.resume:
+        raise InputError("train pgg fine-tunes a trained SpatialNet: give its checkpoint with --init (or "
+                         "init_checkpoint in the config file)")
+    result = train_spatialnet(config, _train_out(args, "runs/spatialnet"), resume=args.resume)
+    if distributed.launched_as_main():
+        print(f"final validation mAP {result['val_map']:.1f}; checkpoint {result['checkpoint']}")
     return 0
 
 
 def _cmd_train_temporal(args: argparse.Namespace) -> int:
+    from mpat_nb import distributed
     from mpat_nb.train_temporal import TemporalTrainConfig, train_temporalnet
 
-    if args.data != "synthetic" or args.init:
+    if args.data not in (None, "synthetic") or args.init:
         raise InputError("train temporal trains on synthetic frame pairs from scratch: drop --data / --init "
                          "(the frozen SpatialNet is --spatial-checkpoint)")
-    config = TemporalTrainConfig(preset=args.preset, spatial_checkpoint=args.spatial_checkpoint,
-                                 resnet50_weights=args.resnet50_weights, steps=args.steps, batch_size=args.batch_size,
-                                 lr=args.lr if args.lr is not None else 2e-4, synth_preset=args.synth_preset,
-                                 val_every=args.val_every, seed=args.seed, max_minutes=args.max_minutes,
-                                 num_workers=args.workers, device=args.device)
-    out = args.out if args.out is not None else Path("runs/temporalnet")
-    result = train_temporalnet(config, out, resume=args.resume)
+    args.data = None                                          # --data synthetic: what temporal does anyway
+    config = _train_config(args, TemporalTrainConfig, {"val_every": 500})
+    result = train_temporalnet(config, _train_out(args, "runs/temporalnet"), resume=args.resume)
     metrics = {"rank1": float("nan"), "epe_forward": float("nan"), "epe_backward": float("nan"),
                "epe_zero_motion": float("nan"), **result["metrics"]}
-    print(f"final validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
-          f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion {metrics['epe_zero_motion']:.2f}); "
-          f"checkpoint {result['checkpoint']}")
+    if distributed.launched_as_main():
+        print(f"final validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
+              f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion "
+              f"{metrics['epe_zero_motion']:.2f}); checkpoint {result['checkpoint']}")
     return 0
+
+
+#: ``train`` flags (argparse names) that set a training-config field, and the field they set
+_TRAIN_FLAG_FIELDS = {
+    "preset": "preset", "steps": "steps", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+    "init": "init_checkpoint", "pgg_iterations": "pgg_iterations", "det_foreground_weight": "det_foreground_weight",
+    "decode_embedding": "decode_embedding", "data": "data", "synth_preset": "synth_preset",
+    "annotations": "annotations", "image_root": "image_root", "val_every": "val_every", "max_minutes": "max_minutes",
+    "seed": "seed", "workers": "num_workers", "device": "device", "sync_batchnorm": "sync_batchnorm",
+    "spatial_checkpoint": "spatial_checkpoint", "resnet50_weights": "resnet50_weights",
+}
+
+
+def _train_config(args: argparse.Namespace, config_class: type, stage_defaults: dict):
+    """The run's ``config_class``: its defaults, then the stage's, then the ``--config`` file, then the flags given."""
+    import dataclasses
+
+    from mpat_nb.train import read_config_file
+
+    given = {field: getattr(args, flag) for flag, field in _TRAIN_FLAG_FIELDS.items() if getattr(args, flag) is not None}
+    known = {field.name for field in dataclasses.fields(config_class)}
+    foreign = ["--" + flag.replace("_", "-") for flag, field in _TRAIN_FLAG_FIELDS.items()
+               if field in given and field not in known]
+    if foreign:
+        raise InputError(f"{', '.join(foreign)} {'does' if len(foreign) == 1 else 'do'} not apply to train {args.stage}")
+    if "steps" in given and "epochs" in given:
+        raise InputError("give --steps or --epochs, not both")
+    values = {**stage_defaults, **(read_config_file(args.config, config_class) if args.config else {})}
+    if "steps" in given:
+        values.pop("epochs", None)                            # an explicit --steps wins over the file's epochs
+    config = config_class(**{**values, **given})
+    if config.steps < 1 or config.batch_size < 1:
+        raise InputError(f"steps and batch size must be at least 1 (--steps, --batch-size or the config file), got "
+                         f"{config.steps} and {config.batch_size}")
+    return config
+
+
+def _train_out(args: argparse.Namespace, default: str) -> Path:
+    """--out, else runs/<config file name> with --config, else ``default``."""
+    if args.out is not None:
+        return args.out
+    return Path("runs") / args.config.stem if args.config is not None else Path(default)
 
 
 def _cmd_track(args: argparse.Namespace) -> int:

@@ -12,28 +12,40 @@ KE + SIE of the ground-truth joints joins the four SpatialNet losses; validation
 
 A NaN or infinite loss stops training with an error naming the step; the last good checkpoint is left
 untouched (checkpoints are written atomically).
+
+Several GPUs or nodes (:mod:`mpat_nb.distributed`): launched by ``torchrun``, every process runs this function;
+``batch_size`` is the *global* batch (the paper's 16), each of the P processes reads its own slice of batch / P
+items of every step, DistributedDataParallel averages the gradients, process 0 alone prints, validates and writes
+checkpoints (the unwrapped model's weights, no ``module.`` prefix). The gradients equal those of one process on
+the global batch (``tests/test_distributed.py``) up to BatchNorm, whose statistics are each process's slice unless
+``sync_batchnorm`` (GPUs only; off by default [I: the paper's 4 GPUs x 4 images do not say; AE did not sync]).
+
+A run is also described by a JSON file of :class:`SpatialTrainConfig` fields (:func:`read_config_file`;
+``configs/paper_*.json``, ``mpat-nb train spatial --config FILE``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mpat_nb import distributed
 from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
 from mpat_nb.decode import DecodeConfig, predict_people
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.utils import InputError, TrainingError, atomic_write_text, get_device, seed_everything
+from mpat_nb.utils import InputError, TrainingError, atomic_write_text, seed_everything
 
 
 @dataclass
@@ -67,19 +79,31 @@ class SpatialTrainConfig:
     init_checkpoint: str | None = None   # start from these weights (not a resume)
     max_minutes: float | None = None     # wall-clock budget: stop early (validate + save) when it is spent;
                                          # the lr then drops at lr_drop_fraction of the budget or of the steps
+    epochs: float | None = None          # real data: passes over the labelled frames; sets steps =
+                                         # ceil(epochs x frames / batch_size) [Supp: PGG stage 40 epochs]
+    sync_batchnorm: bool = False         # several GPUs: BatchNorm statistics of the global batch (SyncBatchNorm);
+                                         # off: each GPU's slice [I: the paper does not say; off as in AE]
 
 
 def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume: str | Path | None = None,
                      progress: bool = True) -> dict:
-    """Train (or resume training) SpatialNet; returns ``{"history", "checkpoint", "val_map"}``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Train (or resume training) SpatialNet; returns ``{"history", "checkpoint", "val_map"}``.
+
+    Under torchrun every process calls this and gets the same result back (:mod:`mpat_nb.distributed`).
+    """
+    with distributed.session(config.device) as device:
+        return _train_spatialnet(config, Path(out_dir), resume, progress, device)
+
+
+def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    main_process = distributed.is_main_process()
+    local_batch = distributed.per_process_batch(config.batch_size)       # fails before anything is built
     seed_everything(config.seed)
-    device = get_device(config.device)
     if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
         # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
     model_config = get_spatial_config(config.preset)
+    dataset, config = _training_data(config, model_config)                # epochs -> steps on real data
     model = SpatialNet(model_config).to(device)
     pgg = None
     if config.pgg_iterations:
@@ -93,73 +117,161 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
         optimizer, lambda step: 1.0 if step < drop_step and not dropped["early"] else config.lr_final / config.lr)
     start_step, history = 0, []
     if config.init_checkpoint:
-        model.load_state_dict(load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)["model"])
-    if resume is not None:
-        state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name)
-        model.load_state_dict(state["model"])
+        load_weights(model, load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)["model"],
+                     config.init_checkpoint, f"SpatialNet {model_config.name!r}")
+    if resume is not None:   # every process loads the same checkpoint, so all start from the same state
+        state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
+        check_resumable(state, config, resume)
+        load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_step, history = int(state["step"]), list(state.get("history", []))
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
+    trained = distributed.wrap_model(model, device, sync_batchnorm=config.sync_batchnorm)   # DDP, or model itself
+    if main_process:                                  # after every input check: a refused run leaves no folder
+        out.mkdir(parents=True, exist_ok=True)
 
-    dataset = _training_dataset(config, model_config)
-    order = range(start_step * config.batch_size, min(len(dataset), config.steps * config.batch_size))
-    loader = DataLoader(Subset(dataset, order), batch_size=config.batch_size, shuffle=False, collate_fn=collate_samples,
+    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
+                                             distributed.world_size())
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size)
+    val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
+        if main_process else None
     val_decode = validation_decode_config(config)
     checkpoint_path, val_map = out / "last.pt", float("nan")
 
-    model.train()
+    trained.train()
     step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}", disable=not progress)
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}",
+               disable=not (progress and main_process))
+    say = bar.write if main_process else (lambda message: None)
     started = time.perf_counter()
     running = RunningLosses()
     for images, targets in loader:
         images, targets = images.to(device, non_blocking=True), targets.to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            output = model(images)
+            output = trained(images)
         losses = spatial_loss(output, targets, det_foreground_weight=config.det_foreground_weight)  # float32
         if pgg is not None:
             losses.update(pgg_stage_loss(pgg, output, targets))
             losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
+        losses = balance_pooled_losses(losses, targets)                   # no-op in one process
         total = losses["total"]
-        check_finite_loss(total, step + 1, checkpoint_path)
+        check_finite_loss(distributed.all_reduce_mean(total.detach()), step + 1, checkpoint_path)  # all stop together
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
+        scaler.scale(total).backward()                                    # DDP: gradients averaged over processes
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            record = running.record(step=step, lr=scheduler.get_last_lr()[0],
-                                    seconds=round(time.perf_counter() - started, 1))
+            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 1),
+                      **mean_over_processes(running.record())}
             history.append(record)
             bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
         bar.update(1)
         minutes = (time.perf_counter() - started) / 60
+        if config.max_minutes is not None:
+            minutes = distributed.all_reduce_max(minutes)   # one clock for all: the same lr and the same last step
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
             dropped["early"] = True
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
-            val_map = validation_map(model, val_set, val_decode)
+            if main_process:
+                val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
+            val_map = distributed.broadcast_object(val_map)
             history.append({"step": step, "val_map": val_map})
-            bar.write(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
-            model.train()
-            save_checkpoint(checkpoint_path, kind="spatialnet", model=model, model_config=model_config,
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), step=step,
-                            rng=torch.get_rng_state(), train_config=dataclasses.asdict(config), history=history,
-                            metrics={"val_map": val_map})
-            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+            say(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
+            trained.train()
+            if main_process:
+                save_checkpoint(checkpoint_path, kind="spatialnet", model=distributed.unwrap(trained),
+                                model_config=model_config, optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(), step=step, rng=torch.get_rng_state(),
+                                train_config=dataclasses.asdict(config), history=history, metrics={"val_map": val_map},
+                                world_size=distributed.world_size())
+                atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if out_of_time:
-            bar.write(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
+            say(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def read_config_file(path: str | Path, config_class: type = SpatialTrainConfig) -> dict:
+    """The fields a JSON config file sets: ``{name: value}`` for :class:`SpatialTrainConfig` (or ``config_class``,
+    e.g. :class:`mpat_nb.train_temporal.TemporalTrainConfig`).
+
+    The file holds one JSON object whose keys are field names; keys starting with ``_`` are comments (JSON has
+    none) and are dropped. Raises InputError naming the file for a missing file, bad JSON, unknown keys (all of
+    them, in one line) or a value of the wrong type. Paths inside are relative to the working directory, as on
+    the command line. Use as ``SpatialTrainConfig(**read_config_file("configs/paper_spatial.json"))``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise InputError(f"config file {path} must hold one JSON object of {config_class.__name__} fields")
+    values = {key: value for key, value in values.items() if not key.startswith("_")}
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise InputError(f"config file {path}: unknown keys {unknown} (not fields of {config_class.__name__}; "
+                         f"known: {', '.join(sorted(fields))})")
+    return {key: _checked_value(path, key, str(fields[key].type), value) for key, value in values.items()}
+
+
+def check_resumable(state: dict, config, path: str | Path) -> None:
+    """InputError unless a checkpoint's run read the data the way ``config`` does (the same global batch).
+
+    Step s reads items s x batch_size onwards, so resuming with another global batch would re-read or skip data
+    (the number of processes may change: each takes global batch / processes).
+    """
+    saved = (state.get("train_config") or {}).get("batch_size")
+    if saved is not None and saved != config.batch_size:
+        raise InputError(f"cannot resume {path}: it was trained with a global batch of {saved}, this run has "
+                         f"{config.batch_size}; pass --batch-size {saved}")
+
+
+def balance_pooled_losses(losses: dict[str, torch.Tensor], targets) -> dict[str, torch.Tensor]:
+    """Make the mean over processes of their losses the loss of the global batch (DDP averages the gradients).
+
+    L_det and L_KE are means over images: the mean over P processes of their means over b images each is the mean
+    over the G = P b images. L_SIE, L_aux and L_PGG's SIE term are pooled over the labelled pixels (points) of the
+    batch, L_r = e_r / n_r on process r, so each is scaled by the process's share s_r = n_r / mean_r n_r:
+        mean_r s_r L_r = sum_r e_r / sum_r n_r = the pooled loss of the global batch.
+    Returns the losses with those terms, ``pgg`` and ``total`` adjusted; ``losses`` itself in one process.
+    """
+    if distributed.world_size() == 1:
+        return losses
+    pooled = {"sie": (targets.svf_mask.sum(), LOSS_WEIGHTS["sie"]), "aux": (targets.ordinal_mask.sum(), LOSS_WEIGHTS["aux"])}
+    if "pgg_sie" in losses:
+        pooled["pgg_sie"] = ((targets.keypoint_indices[..., 1] > 0).sum(), LOSS_WEIGHTS["pgg"])
+    counts = torch.stack([count.float() for count, _ in pooled.values()])
+    shares = counts / distributed.all_reduce_mean(counts).clamp(min=1e-12)   # s_r (0 where nothing is labelled)
+    balanced = dict(losses)
+    for (name, (_, weight)), share in zip(pooled.items(), shares):
+        extra = losses[name] * (share - 1.0)                                  # s_r L_r = L_r + (s_r - 1) L_r
+        balanced[name] = losses[name] + extra
+        balanced["total"] = balanced["total"] + weight * extra
+        if name == "pgg_sie":
+            balanced["pgg"] = balanced["pgg"] + extra
+    return balanced
+
+
+def mean_over_processes(means: dict[str, float]) -> dict[str, float]:
+    """Each value averaged over the processes (for the loss log); unchanged in one process."""
+    if distributed.world_size() == 1 or not means:
+        return means
+    averaged = distributed.all_reduce_mean(torch.tensor([means[key] for key in means], dtype=torch.float64))
+    return {key: float(value) for key, value in zip(means, averaged)}
 
 
 def check_finite_loss(total: torch.Tensor, step: int, checkpoint_path: Path) -> None:
@@ -251,15 +363,56 @@ def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str 
     return model.to(device).eval()
 
 
-def _training_dataset(config: SpatialTrainConfig, model_config):
+def _training_data(config: SpatialTrainConfig, model_config):
+    """The training dataset and the config, with ``steps`` set from ``epochs`` (real data only)."""
     if config.data == "synthetic":
+        if config.epochs is not None:
+            raise InputError("epochs counts passes over a real data set; synthetic data is endless: give steps "
+                             "instead (--steps), or train on --data posetrack / coco")
         return SyntheticSpatialDataset(model_config.input_size, model_config.output_size, preset=config.synth_preset,
                                        split="train", length=config.steps * config.batch_size,
-                                       render_size=(config.render_size, config.render_size), seed=config.seed)
-    if config.data in ("posetrack", "coco"):
-        if not config.annotations or not config.image_root:
-            raise InputError(f"data={config.data!r} needs --annotations and --image-root")
-        frames = posetrack_frames(config.annotations) if config.data == "posetrack" else coco_frames(config.annotations)
+                                       render_size=(config.render_size, config.render_size), seed=config.seed), config
+    if config.data not in ("posetrack", "coco"):
+        raise InputError(f"data must be 'synthetic', 'posetrack' or 'coco', got {config.data!r}")
+    check_real_data_paths(config)
+    frames = posetrack_frames(config.annotations) if config.data == "posetrack" else coco_frames(config.annotations)
+
+    def dataset(length):
         return AnnotatedFramesDataset(frames, config.image_root, model_config.input_size, model_config.output_size,
-                                      seed=config.seed, length=config.steps * config.batch_size)
-    raise InputError(f"data must be 'synthetic', 'posetrack' or 'coco', got {config.data!r}")
+                                      seed=config.seed, length=length)
+
+    if config.epochs is not None:
+        if config.epochs <= 0:
+            raise InputError(f"epochs must be positive, got {config.epochs}")
+        usable = len(dataset(None).frames)                                   # labelled frames with people
+        config = dataclasses.replace(config, steps=max(1, math.ceil(config.epochs * usable / config.batch_size)))
+    return dataset(config.steps * config.batch_size), config
+
+
+def check_real_data_paths(config: SpatialTrainConfig) -> None:
+    """InputError naming the setting unless the annotations and the image folder of real data exist."""
+    what = {"posetrack": "a PoseTrack17/18 annotation JSON file or a folder of them",
+            "coco": "a COCO person_keypoints_*.json file"}[config.data]
+    if not config.annotations or not config.image_root:
+        raise InputError(f"data={config.data!r} needs --annotations ({what}) and --image-root")
+    annotations, image_root = Path(config.annotations), Path(config.image_root)
+    layout = "see 'Training at full scale' in README.md for the expected folder layout"
+    if not annotations.exists() or (config.data == "coco" and not annotations.is_file()):
+        raise InputError(f"annotations {annotations} does not exist: set 'annotations' (--annotations) to {what}; "
+                         f"{layout}")
+    if not image_root.is_dir():
+        raise InputError(f"image root {image_root} is not a folder: set 'image_root' (--image-root) to the folder the "
+                         f"annotations' image file names are relative to; {layout}")
+
+
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),)}
+
+
+def _checked_value(path: Path, key: str, type_text: str, value):
+    """``value`` if JSON gave the type of field ``key`` (``"int"``, ``"float | None"``, ...), else InputError."""
+    parts = [part.strip() for part in type_text.split("|")]
+    allowed = tuple(t for part in parts for t in _JSON_TYPES.get(part, (object,)))
+    if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
+        is_whole = isinstance(value, int) and not isinstance(value, bool)
+        return float(value) if is_whole and "float" in parts and "int" not in parts else value   # 1 -> 1.0
+    raise InputError(f"config file {path}: {key} must be {type_text}, got {value!r}")

@@ -15,6 +15,13 @@ pair_metrics`), atomic checkpoints that resume exactly (pair i is a pure functio
 budget, and a NaN or infinite loss stops training with a TrainingError naming the step, leaving the last good
 checkpoint intact. Each checkpoint records which SpatialNet it was trained on (path and a fingerprint of its
 weights): a TemporalNet reads that network's features and is meaningless on another one.
+
+Under torchrun (:mod:`mpat_nb.distributed`, as for SpatialNet) ``batch_size`` is the global batch of pairs, each
+process reads its slice, only TemporalNet is wrapped in DistributedDataParallel (the frozen SpatialNet runs on
+every process), and process 0 alone prints, validates and writes checkpoints. L_TVF, pooled over the labelled
+pixels, is re-weighted so its gradient is the global batch's; the batch-hard triplet loss mines its hardest
+positive and negative within each process's pairs (as re-id training on several GPUs usually does), so with P
+processes it sees batch / P pairs per mining pool [I].
 """
 
 from __future__ import annotations
@@ -29,19 +36,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mpat_nb import distributed
 from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint, shipped_checkpoint
-from mpat_nb.config import MAX_FRAME_GAP, TemporalNetConfig, get_spatial_config, get_temporal_config
+from mpat_nb.config import (MAX_FRAME_GAP, TEMPORAL_LOSS_WEIGHTS, TemporalNetConfig, get_spatial_config,
+                            get_temporal_config)
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import RunningLosses, check_finite_loss
-from mpat_nb.utils import InputError, atomic_write_text, get_device, seed_everything
+from mpat_nb.train import RunningLosses, check_finite_loss, check_resumable, mean_over_processes
+from mpat_nb.utils import InputError, atomic_write_text, seed_everything
 
 
 @dataclass
@@ -67,6 +76,8 @@ class TemporalTrainConfig:
     amp: bool = True                        # mixed precision on CUDA (ignored elsewhere)
     device: str | None = None               # None: cuda -> mps -> cpu
     max_minutes: float | None = None        # wall-clock budget: stop early (validate + save) when it is spent
+    sync_batchnorm: bool = False            # several GPUs: BatchNorm statistics of the global batch (SyncBatchNorm);
+                                            # off: each GPU's slice [I: the paper does not say]
 
 
 def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resume: str | Path | None = None,
@@ -75,12 +86,16 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
 
     Returns ``{"history", "checkpoint", "metrics"}``: the loss / validation records, the path of
     ``out_dir/last.pt`` and the last validation (:func:`mpat_nb.temporal_metrics.pair_metrics`: ``rank1``,
-    ``epe_forward``, ``epe_backward``, ``epe_zero_motion``, losses).
+    ``epe_forward``, ``epe_backward``, ``epe_zero_motion``, losses). Under torchrun every process gets the same.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with distributed.session(config.device) as device:
+        return _train_temporalnet(config, Path(out_dir), resume, progress, device)
+
+
+def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    main_process = distributed.is_main_process()
+    local_batch = distributed.per_process_batch(config.batch_size)       # fails before anything is built
     seed_everything(config.seed)
-    device = get_device(config.device)
     if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
         # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
@@ -92,14 +107,19 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
     model = TemporalNet(model_config, config.resnet50_weights).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_step, history, metrics = 0, [], {}
-    if resume is not None:
-        state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name)
+    if resume is not None:   # every process loads the same checkpoint, so all start from the same state
+        state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name, map_location=device)
         _check_same_spatialnet(state, spatial_record, resume)
-        model.load_state_dict(state["model"])
+        check_resumable(state, config, resume)
+        load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")
         optimizer.load_state_dict(state["optimizer"])
         start_step, history = int(state["step"]), list(state.get("history", []))
         metrics = dict(state.get("metrics", {}))
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
+    # find_unused_parameters: a process whose pairs have no person skips the HE branch (no proposal to embed)
+    trained = distributed.wrap_model(model, device, find_unused_parameters=True, sync_batchnorm=config.sync_batchnorm)
+    if main_process:                                  # after every input check: a refused run leaves no folder
+        out.mkdir(parents=True, exist_ok=True)
 
     spatial_config = spatial.config
     dataset = SyntheticPairDataset(spatial_config.input_size, spatial_config.output_size, preset=config.synth_preset,
@@ -107,60 +127,87 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
                                    render_size=(config.render_size, config.render_size),
                                    augment=AugmentConfig() if config.augment else None, seed=config.seed,
                                    max_frame_gap=config.max_frame_gap)
-    order = range(start_step * config.batch_size, config.steps * config.batch_size)
-    loader = DataLoader(Subset(dataset, order), batch_size=config.batch_size, shuffle=False, collate_fn=collate_pairs,
+    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
+                                             distributed.world_size())
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_pairs,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-    val_batches = validation_pairs(config, spatial_config)
+    val_batches = validation_pairs(config, spatial_config) if main_process else None
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     checkpoint_path = out / "last.pt"
 
-    model.train()
+    trained.train()
     step = start_step
     bar = tqdm(total=config.steps, initial=start_step, desc=f"train temporalnet/{model_config.name}",
-               disable=not progress)
+               disable=not (progress and main_process))
+    say = bar.write if main_process else (lambda message: None)
     started = time.perf_counter()
     running = RunningLosses()
     for batch in loader:
         batch = batch.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
-            output = model(previous, current, batch.boxes_previous, batch.boxes_current)
+            output = trained(previous, current, batch.boxes_previous, batch.boxes_current)
         losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
                                batch.tvf)                                                     # float32
+        losses = balance_pooled_tvf(losses, batch.tvf)                                       # no-op in one process
         total = losses["total"]
-        check_finite_loss(total, step + 1, checkpoint_path)
+        check_finite_loss(distributed.all_reduce_mean(total.detach()), step + 1, checkpoint_path)  # all stop together
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
+        scaler.scale(total).backward()                                    # DDP: gradients averaged over processes
         scaler.step(optimizer)
         scaler.update()
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            record = running.record(step=step, lr=optimizer.param_groups[0]["lr"],
-                                    seconds=round(time.perf_counter() - started, 1))
+            record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": round(time.perf_counter() - started, 1), **mean_over_processes(running.record())}
             history.append(record)
             bar.set_postfix(loss=f"{record['total']:.4g}", he=f"{record['he']:.3g}", tvf=f"{record['tvf']:.3g}")
         bar.update(1)
-        out_of_time = config.max_minutes is not None and (time.perf_counter() - started) / 60 >= config.max_minutes
+        minutes = (time.perf_counter() - started) / 60
+        if config.max_minutes is not None:
+            minutes = distributed.all_reduce_max(minutes)   # one clock for all: the same last step everywhere
+        out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
-            metrics = pair_metrics(spatial, model, val_batches)
+            if main_process:
+                metrics = pair_metrics(spatial, distributed.unwrap(trained), val_batches)
+            metrics = distributed.broadcast_object(metrics)
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
-            bar.write(f"step {step}: validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
-                      f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion "
-                      f"{metrics['epe_zero_motion']:.2f}) on {config.val_pairs} '{config.synth_preset}' pairs")
-            model.train()
-            save_checkpoint(checkpoint_path, kind="temporalnet", model=model, model_config=model_config,
-                            optimizer=optimizer.state_dict(), step=step, rng=torch.get_rng_state(),
-                            train_config=dataclasses.asdict(config), history=history, metrics=metrics,
-                            spatial=spatial_record)
-            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+            say(f"step {step}: validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
+                f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion "
+                f"{metrics['epe_zero_motion']:.2f}) on {config.val_pairs} '{config.synth_preset}' pairs")
+            trained.train()
+            if main_process:
+                save_checkpoint(checkpoint_path, kind="temporalnet", model=distributed.unwrap(trained),
+                                model_config=model_config, optimizer=optimizer.state_dict(), step=step,
+                                rng=torch.get_rng_state(), train_config=dataclasses.asdict(config), history=history,
+                                metrics=metrics, spatial=spatial_record, world_size=distributed.world_size())
+                atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if out_of_time:
-            bar.write(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
+            say(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
+
+
+def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str, torch.Tensor]:
+    """Re-weight each process's L_fwd, L_bwd (pooled over its labelled pixels) by its share of the labelled pixels,
+    so their mean over processes is the global batch's (as :func:`mpat_nb.train.balance_pooled_losses`); the
+    triplet term is left as it is (mined per process). ``losses`` itself in one process.
+    """
+    if distributed.world_size() == 1:
+        return losses
+    counts = torch.stack([tvf_targets.forward_mask.sum().float(), tvf_targets.backward_mask.sum().float()])
+    shares = counts / distributed.all_reduce_mean(counts).clamp(min=1e-12)
+    balanced = dict(losses)
+    for name, share in zip(("tvf_forward", "tvf_backward"), shares):
+        extra = losses[name] * (share - 1.0)                                  # s_r L_r = L_r + (s_r - 1) L_r
+        balanced[name] = losses[name] + extra
+        balanced["tvf"] = balanced["tvf"] + extra
+        balanced["total"] = balanced["total"] + TEMPORAL_LOSS_WEIGHTS["tvf"] * extra
+    return balanced
 
 
 def validation_pairs(config: TemporalTrainConfig, spatial_config) -> list[PairBatch]:
