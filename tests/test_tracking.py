@@ -290,3 +290,20 @@ def test_weights_decide_the_terms():
     tracker.step(observation(0, first))
     tracker.step(observation(1, first, perfect_fields(first, first, [(0, 0), (1, 1)])))
     assert "tie" not in tracker.last_costs and "he" in tracker.last_costs
+
+
+def test_both_sources_from_one_pass_equal_separate_passes(models, clip):
+    from mpat_nb.tracking.pipeline import observe_video, observe_video_sources
+
+    spatial, temporal = models
+    both = observe_video_sources(clip.frames[:3], spatial, temporal, clip.video)
+    alone = {"predicted": observe_video(clip.frames[:3], spatial, temporal),
+             "ground truth": observe_video(clip.frames[:3], spatial, temporal, gt_video=clip.video)}
+    for source in ("predicted", "ground truth"):
+        for one, other in zip(both[source], alone[source]):
+            assert len(one.detections) == len(other.detections)
+            for a, b in zip(one.detections, other.detections):
+                np.testing.assert_allclose(a.joints, b.joints)
+                np.testing.assert_allclose(a.embedding, b.embedding, rtol=1e-4, atol=1e-5)
+            if one.tvf_forward is not None:
+                np.testing.assert_allclose(one.tvf_forward, other.tvf_forward, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,7 @@ from mpat_nb.decode import DecodeConfig
 from mpat_nb.evaluate import PoseTrackResult, evaluate
 from mpat_nb.tracking.config import VARIANTS, TrackerConfig
 from mpat_nb.tracking.observation import FrameObservation
-from mpat_nb.tracking.pipeline import observe_video, run_tracker
+from mpat_nb.tracking.pipeline import observe_video_sources, run_tracker
 from mpat_nb.tracking.trackers import make_tracker
 
 SOURCES = ("predicted", "ground truth")
@@ -67,10 +67,8 @@ def observe_clips(spatial, temporal, presets: Sequence[str], *, num_clips: int =
     clips = []
     for preset, seed in tqdm(jobs, desc="clips", disable=not progress):
         clip = generate_clip(preset, seed, num_frames, (size, size))
-        observations = {
-            "predicted": observe_video(clip.frames, spatial, temporal, decode_config, min_pose_score=min_pose_score),
-            "ground truth": observe_video(clip.frames, spatial, temporal, decode_config, gt_video=clip.video),
-        }
+        observations = observe_video_sources(clip.frames, spatial, temporal, clip.video, decode_config,
+                                             min_pose_score=min_pose_score)
         frames = clip.frames if keep_frames else np.zeros((0,), np.uint8)
         clips.append(ObservedClip(preset, seed, clip.video, frames, observations, dict(clip.events)))
     return clips

@@ -62,9 +62,22 @@ class NetworkObserver:
         """One frame: image (H, W, 3) uint8 RGB (grayscale / RGBA converted). gt_people: track these ground-truth
         poses instead of the decoded ones (tracking-only evaluation; HE and TIE still come from the networks)."""
         with inference_context(self.inference, self.device):      # the observation holds NumPy arrays only
-            return self._observe(image, gt_people, file_name)
+            return self._observe(image, [gt_people], file_name)[0]
 
-    def _observe(self, image: np.ndarray, gt_people: Sequence[Person] | None, file_name: str) -> FrameObservation:
+    def observe_sources(self, image: np.ndarray, gt_people: Sequence[Person], *,
+                        file_name: str = "") -> tuple[FrameObservation, FrameObservation]:
+        """(predicted, ground-truth) observations of one frame from a single pass of the networks.
+
+        The evaluation tracks both pose sources; they share SpatialNet's output and the TIE fields, and HE runs
+        once over both sets of boxes. Each observation's ``network_seconds`` is the time of that shared pass.
+        """
+        with inference_context(self.inference, self.device):
+            predicted, ground_truth = self._observe(image, [None, gt_people], file_name)
+        return predicted, ground_truth
+
+    def _observe(self, image: np.ndarray, sources: list[Sequence[Person] | None],
+                 file_name: str) -> list[FrameObservation]:
+        """One observation per source: None = the decoded poses, a list of people = those ground-truth poses."""
         from mpat_nb.data.augment import NO_AUGMENTATION, augment_image
         from mpat_nb.data.datasets import to_rgb
 
@@ -79,14 +92,13 @@ class NetworkObserver:
         output = self.spatial(tensor.to(self.device))
         maps = maps_from_output(output)
         svf = maps["svf"][0].float().cpu().numpy()                                 # (2, H, W) output pixels
-        if gt_people is None:
-            detections = self._decoded(maps, (rgb.shape[1], rgb.shape[0]), svf)
-        else:
-            detections = self._ground_truth(rgb, gt_people, svf)
-        if self.temporal is not None and detections:
-            boxes = torch.as_tensor(np.stack([d.box for d in detections]), dtype=torch.float32, device=self.device)
+        per_source = [self._decoded(maps, (rgb.shape[1], rgb.shape[0]), svf) if people is None
+                      else self._ground_truth(rgb, people, svf) for people in sources]
+        everyone = [d for detections in per_source for d in detections]
+        if self.temporal is not None and everyone:                                 # one HE pass for all sources
+            boxes = torch.as_tensor(np.stack([d.box for d in everyone]), dtype=torch.float32, device=self.device)
             embeddings = self.temporal.human_embedding(output.features, [boxes])[0].float().cpu().numpy()
-            for detection, embedding in zip(detections, embeddings):
+            for detection, embedding in zip(everyone, embeddings):
                 detection.embedding = embedding
         tvf_forward = tvf_backward = None
         if self.temporal is not None and self._previous is not None:
@@ -97,10 +109,11 @@ class NetworkObserver:
             tvf_forward = (forward[0] * SVF_NORMALISER).float().cpu().numpy()
             tvf_backward = (backward[0] * SVF_NORMALISER).float().cpu().numpy()
         self._previous = output
-        observation = FrameObservation(self._index, detections, tvf_forward, tvf_backward, file_name,
-                                       rgb.shape[1], rgb.shape[0], _clock(self.device) - started)
+        seconds = _clock(self.device) - started
+        observations = [FrameObservation(self._index, detections, tvf_forward, tvf_backward, file_name,
+                                         rgb.shape[1], rgb.shape[0], seconds) for detections in per_source]
         self._index += 1
-        return observation
+        return observations
 
     def _decoded(self, maps, image_size: tuple[int, int], svf: np.ndarray) -> list[Detection]:
         config = self.spatial.config
@@ -157,6 +170,16 @@ def observe_video(frames: Iterable[np.ndarray], spatial: torch.nn.Module, tempor
         observations.append(observer.observe(image, gt_frame.people if gt_frame else None,
                                              file_name=gt_frame.file_name if gt_frame else f"{t:06d}.jpg"))
     return observations
+
+
+def observe_video_sources(frames: Iterable[np.ndarray], spatial: torch.nn.Module, temporal: torch.nn.Module | None,
+                          gt_video: Video, decode_config: DecodeConfig = DecodeConfig(), *,
+                          min_pose_score: float = 0.1) -> dict[str, list[FrameObservation]]:
+    """{"predicted": [...], "ground truth": [...]}: both pose sources of a video from one pass per frame."""
+    observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=min_pose_score)
+    pairs = [observer.observe_sources(image, frame.people, file_name=frame.file_name)
+             for image, frame in zip(frames, gt_video.frames)]
+    return {"predicted": [p for p, _ in pairs], "ground truth": [g for _, g in pairs]}
 
 
 @dataclass

@@ -1,0 +1,183 @@
+"""Inference fast paths: BN folding and channels-last change no output, options fail early and clearly."""
+
+import dataclasses
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from mpat_nb.config import TEMPORAL_PRESETS, get_spatial_config
+from mpat_nb.inference import InferenceOptions, fuse_conv_batchnorm, inference_context, prepare_for_inference
+from mpat_nb.models.hourglass import Residual
+from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.models.temporalnet import TemporalNet
+from mpat_nb.skeleton import NUM_JOINTS
+
+torch.set_num_threads(1)
+#: micro configs (as in test_models / test_temporalnet): milliseconds per forward pass
+SPATIAL_MICRO = dataclasses.replace(get_spatial_config("tiny"), name="micro", num_stacks=2, channels=16, increase=8,
+                                    stem_channels=8, hourglass_depth=2, input_size=64, output_size=16)
+TEMPORAL_MICRO = dataclasses.replace(TEMPORAL_PRESETS["tiny"], name="micro", feature_channels=16, roi_size=(8, 4),
+                                     he_stage_planes=(4, 4, 8), mid_level_dim=16, tie_channels=8,
+                                     tie_hourglass_depth=2, tie_increase=4)
+
+
+def with_random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BN non-trivial running statistics and affine weights (fresh ones are mean 0, var 1: too easy)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.5)
+            module.running_var.copy_(torch.rand(size, generator=generator) * 1.5 + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
+    return model.eval()
+
+
+def spatial_model(seed: int = 0) -> SpatialNet:
+    torch.manual_seed(seed)
+    return with_random_statistics(SpatialNet(SPATIAL_MICRO), seed)
+
+
+def temporal_inputs(batch: int = 2, seed: int = 1):
+    """What TemporalNet reads of two frames' SpatialNet outputs, plus two boxes per image."""
+    generator = torch.Generator().manual_seed(seed)
+    frame = lambda: (torch.rand(batch, 16, 16, 16, generator=generator),            # noqa: E731
+                     torch.rand(batch, NUM_JOINTS, 16, 16, generator=generator),
+                     torch.randn(batch, 2, 16, 16, generator=generator))
+    boxes = [torch.tensor([[1.0, 2.0, 7.5, 13.0], [6.0, 0.5, 14.0, 15.0]]) for _ in range(batch)]
+    return frame(), frame(), boxes
+
+
+def run_temporal(model: TemporalNet, inputs):
+    previous, current, boxes = inputs
+    with inference_context():
+        forward, backward = model.temporal_instance(*previous, *current)
+        embeddings = model.human_embedding(previous[0], boxes)
+    return forward, backward, torch.cat(embeddings)
+
+
+def count(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(module, kind) for module in model.modules())
+
+
+def test_fused_spatialnet_equals_the_unfused_eval_model():
+    model = spatial_model()
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model(images)
+    fused = prepare_for_inference(model, InferenceOptions(fuse_batchnorm=True, channels_last=False))
+    with inference_context():
+        got = fused(images)
+    for name in ("heatmaps", "keypoint_embedding", "svf", "ordinal", "features"):
+        torch.testing.assert_close(getattr(got, name), getattr(expected, name), rtol=1e-4, atol=1e-5)
+    # every BN folded except each pre-activation Residual's bn1 (BN -> ReLU -> conv cannot be folded)
+    assert count(fused, nn.BatchNorm2d) == count(model, Residual)
+    assert count(model, nn.BatchNorm2d) == 3 * count(model, Residual) + 1 + SPATIAL_MICRO.num_stacks   # untouched
+
+
+def test_fused_temporalnet_equals_the_unfused_eval_model():
+    torch.manual_seed(0)
+    model = with_random_statistics(TemporalNet(TEMPORAL_MICRO))
+    inputs = temporal_inputs()
+    expected = run_temporal(model, inputs)
+    fused = prepare_for_inference(model, InferenceOptions(fuse_batchnorm=True, channels_last=False))
+    for got, want in zip(run_temporal(fused, inputs), expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # HE (post-activation torchvision Bottlenecks, downsample conv + BN) folds completely; TIE keeps its bn1s
+    assert count(fused.human_embedding, nn.BatchNorm2d) == 0
+    assert count(fused.temporal_instance, nn.BatchNorm2d) == count(model.temporal_instance, Residual)
+
+
+def test_channels_last_gives_the_same_outputs():
+    model = spatial_model(seed=3)
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = model(images)
+    for options in (InferenceOptions(channels_last=True, fuse_batchnorm=False), InferenceOptions()):
+        prepared = prepare_for_inference(model, options)
+        assert prepared.backbone.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+        with inference_context(options):
+            got = prepared(images)
+        torch.testing.assert_close(got.heatmaps, expected.heatmaps, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got.features, expected.features, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(0)
+    temporal = with_random_statistics(TemporalNet(TEMPORAL_MICRO))
+    inputs = temporal_inputs()
+    channels_last = prepare_for_inference(temporal, InferenceOptions(channels_last=True, fuse_batchnorm=False))
+    for got, want in zip(run_temporal(channels_last, inputs), run_temporal(temporal, inputs)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)        # RoI-Align reads NHWC features too
+
+
+def test_the_given_model_is_left_as_it_was():
+    model = spatial_model().train()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    prepared = prepare_for_inference(model, InferenceOptions())
+    assert model.training and not prepared.training
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters()) and not any(p.requires_grad for p in prepared.parameters())
+
+
+def test_inference_context_is_inference_mode():
+    with inference_context(InferenceOptions(), "cpu"):
+        assert torch.is_inference_mode_enabled()
+        assert not torch.is_autocast_enabled("cuda")
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_options_validation():
+    with pytest.raises(ValueError, match="autocast must be None, 'bf16' or 'fp16'"):
+        InferenceOptions(autocast="fp32")
+    with pytest.raises(ValueError, match="channels_last must be True or False"):
+        InferenceOptions(channels_last=1)
+    with pytest.raises(ValueError, match="must be an InferenceOptions"):
+        prepare_for_inference(spatial_model(), {"fuse_batchnorm": True})
+    with pytest.raises(ValueError, match="eval-mode"):
+        fuse_conv_batchnorm(spatial_model().train())
+
+
+def test_cuda_only_options_are_ignored_with_a_warning_on_cpu():
+    model = spatial_model()
+    images = torch.rand(1, 3, 64, 64)
+    options = InferenceOptions(autocast="bf16", cudnn_benchmark=True)
+    with pytest.warns(UserWarning, match="autocast, cudnn_benchmark apply to CUDA only; ignored on cpu"):
+        prepared = prepare_for_inference(model, options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with inference_context(options, "cpu"):
+            heatmaps = prepared(images).heatmaps
+    assert heatmaps.dtype == torch.float32 and not torch.backends.cudnn.benchmark
+    with torch.no_grad():
+        torch.testing.assert_close(heatmaps, model(images).heatmaps, rtol=1e-4, atol=1e-5)
+
+
+def test_network_observer_with_fast_paths_matches_the_default():
+    """Shipped tiny models on a short clip: the default observer runs the given models under inference mode;
+    with options it runs fused channels-last copies and computes the same maps, embeddings and fields.
+
+    Ground-truth poses are tracked so that both see the same people: decoding itself is not compared, because
+    AE grouping of the weak tiny model flips on float rounding (a 1e-7 change of one heatmap score moved a
+    candidate between people when we tried), as it would with another thread count."""
+    from mpat_nb.checkpoints import shipped_checkpoint
+    from mpat_nb.data.synth import generate_clip
+    from mpat_nb.tracking.pipeline import NetworkObserver
+    from mpat_nb.train import load_spatialnet
+    from mpat_nb.train_temporal import load_temporalnet
+
+    spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"))
+    temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"))
+    clip = generate_clip("easy", 900_003, 2, (160, 128))
+    plain = NetworkObserver(spatial, temporal)
+    fast = NetworkObserver(spatial, temporal, inference=InferenceOptions())                  # fused, channels-last
+    assert plain.spatial is spatial and fast.spatial is not spatial and count(spatial, nn.BatchNorm2d) > 0
+    for image, frame in zip(clip.frames, clip.video.frames):
+        expected, got = plain.observe(image, frame.people), fast.observe(image, frame.people)
+        assert plain._previous.features.is_inference()                  # ran under torch.inference_mode
+        torch.testing.assert_close(fast._previous.heatmaps, plain._previous.heatmaps, rtol=1e-4, atol=1e-5)
+        assert len(got.detections) == len(expected.detections) > 0
+        for a, b in zip(got.detections, expected.detections):
+            torch.testing.assert_close(torch.as_tensor(a.embedding), torch.as_tensor(b.embedding), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(got.tvf_forward), torch.as_tensor(expected.tvf_forward),
+                               rtol=0, atol=1e-3)                         # output pixels (x SVF_NORMALISER)
