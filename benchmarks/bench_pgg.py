@@ -25,11 +25,12 @@ import ctypes
 import os
 import platform
 import sys
-import time
 
 import torch
 
 from mpat_nb.models.pgg import PoseGuidedGrouping
+
+from _timing import best_time  # benchmarks/_timing.py (this script's folder)
 
 OUTPUT_WIDTH = 128
 
@@ -85,18 +86,6 @@ def _forward(implementation, ke, sie, valid, pgg):
         out = pgg(ke, sie, valid, OUTPUT_WIDTH)
         return [out.ke], [out.sie]
     return loop_pgg(ke, sie, valid, pgg.iterations)
-
-
-def best_time(function, repeats: int, min_seconds: float = 0.5) -> float:
-    """Best wall time of at least ``repeats`` calls (more, up to ``min_seconds`` in all, for fast calls) after
-    one warm-up call (seconds)."""
-    function()
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < min_seconds and len(times) < 1000):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def cuda_peak(function, device) -> float:

@@ -9,9 +9,6 @@ Every ratio is measured in one run (these machines are noisy); nothing here is a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import torch
 
@@ -20,16 +17,7 @@ from mpat_nb.data.datasets import SyntheticSpatialDataset, collate_samples
 from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet, count_parameters
 
-
-def best_time(function, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up call (seconds)."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from _timing import best_time, machine_line, sync  # benchmarks/_timing.py (this script's folder)
 
 
 def main() -> None:
@@ -40,8 +28,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {device}"
-          + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""))
+    print(machine_line(device))
     print(f"{'preset':8s} {'params':>8s} {'input':>6s} {'fwd/frame':>10s} {'step/batch':>11s} {'img/s train':>12s} "
           f"{'data/batch':>11s} {'data/step':>10s}")
     for name in args.presets:
@@ -54,7 +41,7 @@ def main() -> None:
         def load_batch():
             return collate_samples([dataset[next(counter) % len(dataset)] for _ in range(args.batch)])
 
-        data_time = best_time(load_batch, args.repeats)
+        data_time = best_time(load_batch, args.repeats, min_seconds=0)
         images, targets = load_batch()
         images, targets = images.to(device), targets.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
@@ -63,7 +50,7 @@ def main() -> None:
             with torch.inference_mode():
                 model.eval()
                 model(images[:1])
-            _sync(device)
+            sync(device)
 
         def train_step():
             model.train()
@@ -71,17 +58,12 @@ def main() -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            _sync(device)
+            sync(device)
 
         forward_time = best_time(forward, args.repeats)
         step_time = best_time(train_step, args.repeats)
         print(f"{name:8s} {count_parameters(model) / 1e6:7.2f}M {size:6d} {forward_time * 1e3:8.1f}ms "
               f"{step_time * 1e3:9.1f}ms {args.batch / step_time:12.1f} {data_time * 1e3:9.1f}ms {data_time / step_time:10.2f}")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

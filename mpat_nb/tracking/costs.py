@@ -71,14 +71,17 @@ def oks(joints_previous: np.ndarray, joints_current: np.ndarray, areas_previous:
     joints_*: (N, K, 3); areas_*: (N,) box areas in squared output pixels.
     """
     joints_previous, joints_current = np.asarray(joints_previous, float), np.asarray(joints_current, float)
-    offsets = joints_previous[:, None, :, :2] - joints_current[None, :, :, :2]          # (I, J, K, 2)
-    squared = (offsets ** 2).sum(-1)                                                     # (I, J, K)
     area = 0.5 * (np.asarray(areas_previous, float)[:, None] + np.asarray(areas_current, float)[None, :])
+    area = np.maximum(area, 1e-6)                                                        # (I, J) s^2
     variance = (2.0 * np.asarray(sigmas, float)) ** 2                                    # (K,)
-    similarity = np.exp(-squared / (2.0 * np.maximum(area, 1e-6)[..., None] * variance))
-    both = (joints_previous[:, None, :, 2] > 0) & (joints_current[None, :, :, 2] > 0)    # (I, J, K)
-    counted = both.sum(-1)
-    return np.where(counted > 0, (similarity * both).sum(-1) / np.maximum(counted, 1), 0.0)
+    total = np.zeros(area.shape)
+    counted = np.zeros(area.shape)
+    for joint in range(joints_previous.shape[1]):    # one (I, J) slice per joint: no (I, J, K, 2) temporary
+        squared = ((joints_previous[:, None, joint, :2] - joints_current[None, :, joint, :2]) ** 2).sum(-1)
+        both = (joints_previous[:, None, joint, 2] > 0) & (joints_current[None, :, joint, 2] > 0)   # (I, J)
+        total += np.where(both, np.exp(-squared / (2.0 * area * variance[joint])), 0.0)
+        counted += both
+    return np.where(counted > 0, total / np.maximum(counted, 1), 0.0)
 
 
 def box_iou(boxes_previous: np.ndarray, boxes_current: np.ndarray) -> np.ndarray:
@@ -98,6 +101,8 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 def _mean_vote_distance(votes: np.ndarray, present: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """votes (N, K, 2), present (N, K), centres (M, 2) -> (N, M) mean over present k of ||vote_k - c_m||."""
-    distances = np.linalg.norm(votes[:, None] - centres[None, :, None], axis=-1)        # (N, M, K)
-    counted = present.sum(-1)[:, None]                                                   # (N, 1)
-    return (distances * present[:, None]).sum(-1) / np.maximum(counted, 1)
+    total = np.zeros((len(votes), len(centres)))
+    for joint in range(votes.shape[1]):       # K = 15 steps of (N, M): no (N, M, K, 2) temporary (3x at N = 128)
+        distance = np.linalg.norm(votes[:, None, joint] - centres[None], axis=-1)         # (N, M)
+        total += np.where(present[:, joint, None], distance, 0.0)
+    return total / np.maximum(present.sum(-1), 1)[:, None]
