@@ -76,3 +76,10 @@ def test_demo_writes_video_strip_and_tables(tmp_path, capsys):
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert set(metrics) == {"HE+TIE", "greedy OKS"}
     assert np.isfinite(outputs["total_map"]) and outputs["total_mota"] <= 100.0
+
+
+def test_cli_tracker_choices_are_the_library_variants():
+    from mpat_nb.cli import VARIANTS_FOR_CLI
+    from mpat_nb.tracking.config import VARIANTS
+
+    assert tuple(VARIANTS_FOR_CLI) == tuple(VARIANTS)
