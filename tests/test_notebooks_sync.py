@@ -48,7 +48,13 @@ def test_setup_cell_runs_outside_colab_without_network(path, monkeypatch):
     setup = "".join(json.loads(path.read_text())["cells"][1]["source"])
     code = "\n".join(line for line in setup.splitlines() if not line.lstrip().startswith(("%", "!")))
     namespace: dict = {}
-    exec(compile(code, f"{path.name}-setup", "exec"), namespace)  # noqa: S102 - our own notebook's cell
+    import torch
+
+    grad_enabled = torch.is_grad_enabled()        # a setup cell may switch autograd off (06 does): restore it
+    try:
+        exec(compile(code, f"{path.name}-setup", "exec"), namespace)  # noqa: S102 - our own notebook's cell
+    finally:
+        torch.set_grad_enabled(grad_enabled)
     assert "FAST" in namespace and "device" in namespace
     pip_lines = [line for line in setup.splitlines() if "pip" in line and "install" in line]
     for line in pip_lines:
