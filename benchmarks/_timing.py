@@ -67,3 +67,17 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA), so that wall times count it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def add_machine_arguments(parser, repeats: int = 3) -> None:
+    """The options every benchmark shares: --repeats, --threads, --device."""
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def machine_from_arguments(args) -> torch.device:
+    """Apply --threads and return the --device of :func:`add_machine_arguments`."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device)

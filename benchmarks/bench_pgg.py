@@ -30,7 +30,7 @@ import torch
 
 from mpat_nb.models.pgg import PoseGuidedGrouping
 
-from _timing import best_time  # benchmarks/_timing.py (this script's folder)
+from _timing import best_time, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 OUTPUT_WIDTH = 128
 
@@ -141,13 +141,9 @@ def main() -> None:
     parser.add_argument("--points", nargs="+", type=int, default=[50, 200, 800, 3200])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_machine_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = machine_from_arguments(args)
     pgg = PoseGuidedGrouping(iterations=args.iterations).to(device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (load {load:.1f}), torch {torch.__version__} "

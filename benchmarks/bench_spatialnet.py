@@ -17,17 +17,16 @@ from mpat_nb.data.datasets import SyntheticSpatialDataset, collate_samples
 from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet, count_parameters
 
-from _timing import best_time, machine_line, sync  # benchmarks/_timing.py (this script's folder)
+from _timing import best_time, machine_line, sync, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_machine_arguments(parser)
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = machine_from_arguments(args)
     print(machine_line(device))
     print(f"{'preset':8s} {'params':>8s} {'input':>6s} {'fwd/frame':>10s} {'step/batch':>11s} {'img/s train':>12s} "
           f"{'data/batch':>11s} {'data/step':>10s}")

@@ -26,20 +26,16 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet, count_parameters
 from mpat_nb.models.temporalnet import TemporalNet, frozen_spatial_outputs
 
-from _timing import best_time, machine_line, sync  # benchmarks/_timing.py (this script's folder)
+from _timing import best_time, machine_line, sync, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["tiny"])
     parser.add_argument("--batch", type=int, default=4, help="frame pairs per train step")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_machine_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = machine_from_arguments(args)
     print(machine_line(device))
     print(f"{'preset':7s} {'params':>7s} {'spatial/batch':>14s} {'step/batch':>11s} {'fwd/pair':>9s} "
           f"{'data/batch':>11s} {'data/step':>10s} {'spatial/step':>13s}")
