@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from mpat_nb.config import HEATMAP_SIGMA, ORDINAL_RELATIONS, SVF_NORMALISER
+from mpat_nb.utils import DeviceMovable
 
 #: Output resolution at which ``HEATMAP_SIGMA`` is given; sigma scales linearly with the output height.
 SIGMA_REFERENCE_SIZE = 128
@@ -61,7 +62,7 @@ ORDINAL_KEYS: dict[str, tuple[str, bool]] = {
 
 
 @dataclass
-class SpatialTargets:
+class SpatialTargets(DeviceMovable):
     """Training targets of SpatialNet for one image, or a batch of them (leading ``B`` after collation).
 
     heatmaps: (K, H, W) float, max-over-people Gaussians (Eq. 2.2).
@@ -85,11 +86,6 @@ class SpatialTargets:
     instance_map: torch.Tensor
     centers: torch.Tensor
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SpatialTargets":
-        """A copy with every tensor on ``device``."""
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in dataclasses.fields(self)
-        })
 
     @property
     def person_valid(self) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 
 from mpat_nb.codec import _as_float_tensor, _size_hw, encode_targets
 from mpat_nb.config import SVF_NORMALISER
+from mpat_nb.utils import DeviceMovable
 
 #: HE proposals are the joints' box enlarged by this fraction of its width and height (half on each side)
 #: [I: method.md 3.1 "enlarged ~15 %"]: the limbs and clothes around the outermost joints are part of the look.
@@ -34,7 +35,7 @@ MIN_BOX_SIZE = 4.0
 
 
 @dataclass
-class TVFTargets:
+class TVFTargets(DeviceMovable):
     """Targets of the bi-directional temporal vector fields for one frame pair, or a batch (leading B).
 
     forward: (2, H, W) T*(p) = (c_n^(t) - p) / Z on frame t-1's grid, 0 where unlabelled.
@@ -46,11 +47,6 @@ class TVFTargets:
     forward_mask: torch.Tensor
     backward: torch.Tensor
     backward_mask: torch.Tensor
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "TVFTargets":
-        """A copy with every tensor on ``device``."""
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in dataclasses.fields(self)})
 
 
 def encode_tvf_targets(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import tempfile
@@ -88,3 +89,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class DeviceMovable:
+    """Mixin for dataclasses of tensors: ``.to(device)`` returns a copy with every field on ``device``.
+
+    A field may be a tensor, anything with its own ``.to`` (another such dataclass), or a list of those.
+    """
+
+    def to(self, device, non_blocking: bool = False):
+        def moved(value):
+            if isinstance(value, list):
+                return [moved(item) for item in value]
+            return value.to(device, non_blocking=non_blocking)
+
+        return dataclasses.replace(self, **{f.name: moved(getattr(self, f.name)) for f in dataclasses.fields(self)})

@@ -19,7 +19,6 @@ and :func:`collate_pairs` turns a list of them into a :class:`PairBatch`. Items 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,6 +33,7 @@ from mpat_nb.data.annotations import Person
 from mpat_nb.data.augment import (NO_AUGMENTATION, AugmentConfig, AugmentParams, augment_image, augment_joints,
                                   augment_points, sample_augmentation)
 from mpat_nb.data.datasets import people_to_arrays, to_rgb
+from mpat_nb.utils import DeviceMovable
 
 #: identity = clip_key * IDENTITY_STRIDE + track_id, unique over a batch of several clips
 #: [B: PoseTrack track ids are 0 .. 999].
@@ -44,7 +44,7 @@ CLIP_FRAMES = 16
 
 
 @dataclass
-class FramePeople:
+class FramePeople(DeviceMovable):
     """The people of one augmented frame, on the output grid (pixel-centre convention).
 
     joints: (N, K, 3) x, y, v; centers: (N, 2); boxes: (N, 4) x1, y1, x2, y2 (HE proposals);
@@ -56,13 +56,9 @@ class FramePeople:
     boxes: torch.Tensor
     track_ids: torch.Tensor
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "FramePeople":
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in dataclasses.fields(self)})
-
 
 @dataclass
-class PairBatch:
+class PairBatch(DeviceMovable):
     """A batch of B frame pairs.
 
     images_previous, images_current: (B, 3, S, S); previous, current: B :class:`FramePeople` each;
@@ -90,13 +86,6 @@ class PairBatch:
         if which not in ("previous", "current"):
             raise ValueError(f"which must be 'previous' or 'current', got {which!r}")
         return [key * IDENTITY_STRIDE + people.track_ids for key, people in zip(self.clip_key, getattr(self, which))]
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "PairBatch":
-        return PairBatch(self.images_previous.to(device, non_blocking=non_blocking),
-                         self.images_current.to(device, non_blocking=non_blocking),
-                         [p.to(device, non_blocking) for p in self.previous],
-                         [p.to(device, non_blocking) for p in self.current],
-                         self.tvf.to(device, non_blocking), self.frame_gap.to(device), self.clip_key.to(device))
 
 
 def make_pair_sample(image_previous: np.ndarray, people_previous: Sequence[Person], image_current: np.ndarray,
