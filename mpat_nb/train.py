@@ -96,12 +96,7 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
 
 
 def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
-    main_process = distributed.is_main_process()
-    local_batch = distributed.per_process_batch(config.batch_size)       # fails before anything is built
-    seed_everything(config.seed)
-    if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
-        # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
+    main_process, local_batch = start_process(config, device)
     model_config = get_spatial_config(config.preset)
     dataset, config = _training_data(config, model_config)                # epochs -> steps on real data
     model = SpatialNet(model_config).to(device)
@@ -135,9 +130,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
                                              distributed.world_size())
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp, amp_dtype, scaler = mixed_precision(config, device)
     val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
     val_decode = validation_decode_config(config)
@@ -160,11 +153,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
         losses = balance_pooled_losses(losses, targets)                   # no-op in one process
         total = losses["total"]
-        check_finite_loss(distributed.all_reduce_mean(total.detach()), step + 1, checkpoint_path)  # all stop together
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()                                    # DDP: gradients averaged over processes
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
         scheduler.step()
         step += 1
         running.add(losses)
@@ -174,9 +163,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             history.append(record)
             bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
         bar.update(1)
-        minutes = (time.perf_counter() - started) / 60
-        if config.max_minutes is not None:
-            minutes = distributed.all_reduce_max(minutes)   # one clock for all: the same lr and the same last step
+        minutes = minutes_spent(started, config)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
             dropped["early"] = True
@@ -199,6 +186,43 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def start_process(config, device: torch.device) -> tuple[bool, int]:
+    """(is this the main process, this process's share of the global batch); seeds and sets CPU threads.
+
+    Shared by the SpatialNet and TemporalNet training loops; fails before anything is built when the number of
+    processes does not divide ``config.batch_size``.
+    """
+    local_batch = distributed.per_process_batch(config.batch_size)
+    seed_everything(config.seed)
+    if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
+    return distributed.is_main_process(), local_batch
+
+
+def mixed_precision(config, device: torch.device) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
+    """(use AMP, its dtype, the gradient scaler): bf16 where the GPU has it, else fp16 with scaling; off on CPU."""
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    return use_amp, amp_dtype, torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+
+def optimizer_step(total: torch.Tensor, optimizer, scaler, step: int, checkpoint_path: Path) -> None:
+    """One update from the loss ``total``; every process stops together (with the step named) on a NaN loss."""
+    check_finite_loss(distributed.all_reduce_mean(total.detach()), step, checkpoint_path)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()                                    # DDP: gradients averaged over processes
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def minutes_spent(started: float, config) -> float:
+    """Minutes since ``started``; with a time budget, the slowest process's (one clock for all: the same lr drop
+    and the same last step everywhere)."""
+    minutes = (time.perf_counter() - started) / 60
+    return distributed.all_reduce_max(minutes) if config.max_minutes is not None else minutes
 
 
 def read_config_file(path: str | Path, config_class: type = SpatialTrainConfig) -> dict:

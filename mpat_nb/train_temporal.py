@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -49,8 +48,9 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import RunningLosses, check_finite_loss, check_resumable, mean_over_processes
-from mpat_nb.utils import InputError, atomic_write_text, seed_everything
+from mpat_nb.train import (RunningLosses, check_resumable, mean_over_processes, minutes_spent, mixed_precision,
+                           optimizer_step, start_process)
+from mpat_nb.utils import InputError, atomic_write_text
 
 
 @dataclass
@@ -93,12 +93,7 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
 
 
 def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
-    main_process = distributed.is_main_process()
-    local_batch = distributed.per_process_batch(config.batch_size)       # fails before anything is built
-    seed_everything(config.seed)
-    if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
-        # leave a core to each data worker: oversubscribed OpenMP threads spin and slow everything down
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
+    main_process, local_batch = start_process(config, device)
     model_config = get_temporal_config(config.preset)
     spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
     spatial = load_frozen_spatialnet(spatial_path, model_config, device)
@@ -132,9 +127,7 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_pairs,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     val_batches = validation_pairs(config, spatial_config) if main_process else None
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp, amp_dtype, scaler = mixed_precision(config, device)
     checkpoint_path = out / "last.pt"
 
     trained.train()
@@ -153,11 +146,7 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
                                batch.tvf)                                                     # float32
         losses = balance_pooled_tvf(losses, batch.tvf)                                       # no-op in one process
         total = losses["total"]
-        check_finite_loss(distributed.all_reduce_mean(total.detach()), step + 1, checkpoint_path)  # all stop together
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()                                    # DDP: gradients averaged over processes
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
@@ -166,9 +155,7 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
             history.append(record)
             bar.set_postfix(loss=f"{record['total']:.4g}", he=f"{record['he']:.3g}", tvf=f"{record['tvf']:.3g}")
         bar.update(1)
-        minutes = (time.perf_counter() - started) / 60
-        if config.max_minutes is not None:
-            minutes = distributed.all_reduce_max(minutes)   # one clock for all: the same last step everywhere
+        minutes = minutes_spent(started, config)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
