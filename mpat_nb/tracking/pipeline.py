@@ -134,7 +134,7 @@ class NetworkObserver:
         config = self.spatial.config
         people = [p for p in gt_people if p.present.any()]
         _, on_grid = augment_frame(rgb, people, NO_AUGMENTATION, config.input_size, config.output_size)
-        kept = {int(t): p for p, t in zip([p for p in people], [p.track_id for p in people])}
+        kept = {p.track_id: p for p in people}
         detections = []
         for joints, track_id in zip(on_grid.joints.numpy(), on_grid.track_ids.tolist()):
             person = copy.deepcopy(kept[track_id])

@@ -64,8 +64,7 @@ class Tracker:
         self.last_costs = {"track_ids": np.array([t.track_id for t in self.active], dtype=np.int64)}
         matched_tracks: set[int] = set()
         if self.active and detections:
-            cost, limit = self._costs(self.active, detections, observation)
-            for row, col in _hungarian(cost, limit):
+            for row, col in self._match(self.active, detections, observation):
                 ids[col] = self.active[row].track_id
                 self._update(self.active[row], detections[col], observation.index)
                 matched_tracks.add(row)
@@ -86,6 +85,11 @@ class Tracker:
         return ids
 
     # -- what subclasses change ----------------------------------------------------------------------
+    def _match(self, tracks: list[Track], detections: list[Detection],
+               observation: FrameObservation) -> list[tuple[int, int]]:
+        """(track index, detection index) pairs: by default the Hungarian assignment on :meth:`_costs`."""
+        return _hungarian(*self._costs(tracks, detections, observation))
+
     def _costs(self, tracks: list[Track], detections: list[Detection],
                observation: FrameObservation) -> tuple[np.ndarray, float]:
         """(cost (T, N), accept-below limit): lower is better."""
@@ -170,28 +174,20 @@ class GreedyOKSTracker(Tracker):
 
     name = "greedy OKS"
 
-    def step(self, observation):
-        detections = observation.detections
-        ids = np.full(len(detections), -1, dtype=np.int64)
-        self.last_costs = {"track_ids": np.array([t.track_id for t in self.active], dtype=np.int64)}
-        if self.active and detections:
-            previous, current = stack_detections([t.detection for t in self.active]), stack_detections(detections)
-            similarity = oks(previous["joints"], current["joints"], previous["scales"] ** 2, current["scales"] ** 2)
-            self.last_costs["oks"] = similarity
-            used_rows: set[int] = set()
-            for flat in np.argsort(-similarity, axis=None, kind="stable"):     # best pairs first
-                row, col = divmod(int(flat), similarity.shape[1])
-                if similarity[row, col] <= self.config.oks_threshold:
-                    break
-                if row not in used_rows and ids[col] < 0:
-                    ids[col] = self.active[row].track_id
-                    used_rows.add(row)
-        for col in range(len(detections)):
-            if ids[col] < 0:
-                ids[col] = self.next_id
-                self.next_id += 1
-        self.active = [Track(int(i), d, observation.index, np.zeros(2)) for i, d in zip(ids, detections)]
-        return ids
+    def _match(self, tracks, detections, observation):
+        previous, current = stack_detections([t.detection for t in tracks]), stack_detections(detections)
+        similarity = oks(previous["joints"], current["joints"], previous["scales"] ** 2, current["scales"] ** 2)
+        self.last_costs["oks"] = similarity
+        pairs, used_rows, used_cols = [], set(), set()
+        for flat in np.argsort(-similarity, axis=None, kind="stable"):         # best pairs first
+            row, col = divmod(int(flat), similarity.shape[1])
+            if similarity[row, col] <= self.config.oks_threshold:
+                break
+            if row not in used_rows and col not in used_cols:
+                pairs.append((row, col))
+                used_rows.add(row)
+                used_cols.add(col)
+        return pairs
 
 
 class HungarianIoUTracker(Tracker):
