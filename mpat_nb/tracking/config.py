@@ -17,7 +17,7 @@ checkpoints (a better TIE branch earns a larger w_TIE).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: The tracker variants of the evaluation, name -> TrackerConfig overrides (None: a baseline tracker).
 VARIANTS = ("HE+TIE", "HE only", "TIE only", "HE+TIE+memory", "greedy OKS", "Hungarian IoU")
@@ -70,8 +70,6 @@ class TrackerConfig:
 
 def variant_config(variant: str, base: TrackerConfig = TrackerConfig()) -> TrackerConfig | None:
     """The TrackerConfig of one of :data:`VARIANTS` (None for the two baselines, which read ``base`` as is)."""
-    from dataclasses import replace
-
     # A term alone is normalised by its own weight: its value does not matter, but it must be > 0.
     overrides = {"HE+TIE": {}, "HE only": {"use_tie": False, "weight_he": 1.0},
                  "TIE only": {"use_he": False, "weight_tie": 1.0},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mpat_nb.tracking.config import TrackerConfig
+from mpat_nb.tracking.config import TrackerConfig, variant_config
 from mpat_nb.tracking.costs import box_iou, he_distances, oks, tie_distances
 from mpat_nb.tracking.observation import Detection, FrameObservation, stack_detections
 
@@ -203,8 +203,6 @@ class HungarianIoUTracker(Tracker):
 
 def make_tracker(variant: str, config: TrackerConfig = TrackerConfig()) -> Tracker:
     """A tracker of :data:`mpat_nb.tracking.config.VARIANTS` (``"HE+TIE"``, ``"greedy OKS"``, ...)."""
-    from mpat_nb.tracking.config import variant_config
-
     if variant == "greedy OKS":
         return GreedyOKSTracker(config)
     if variant == "Hungarian IoU":
