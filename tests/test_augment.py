@@ -54,6 +54,14 @@ def test_joints_leaving_the_image_become_absent():
     assert np.all(moved == 0)
 
 
+def test_the_in_view_test_is_the_generators_pixel_convention():
+    """Pixel centres at integers: the image spans [-0.5, W - 0.5), the last half pixel included."""
+    xs = np.array([-0.6, -0.5, 0.0, 99.0, 99.49, 99.5])
+    joints = np.stack([xs, np.full_like(xs, 50.0), np.full_like(xs, 2.0)], axis=1)[:, None, :]   # (6, 1, 3)
+    moved = augment_joints(np.repeat(joints, 15, axis=1), NO_AUGMENTATION, (100, 100), (100, 100))
+    assert (moved[:, 0, 2] > 0).tolist() == [False, True, True, True, True, False]
+
+
 def test_letterbox_keeps_centre_and_aspect():
     centre = augment_points(np.array([99.5, 49.5]), NO_AUGMENTATION, (200, 100), (128, 128))
     np.testing.assert_allclose(centre, [63.5, 63.5])

@@ -109,7 +109,8 @@ def augment_points(points: np.ndarray, params: AugmentParams, image_size: tuple[
 def augment_joints(joints: np.ndarray, params: AugmentParams, image_size: tuple[int, int], output_size: tuple[int, int]) -> np.ndarray:
     """Map joints (N, K, 3) to output pixels; a flip also swaps left and right joints.
 
-    Joints that leave the output image become absent (v = 0, x = y = 0).
+    Joints that leave the output image become absent (v = 0, x = y = 0). Pixel centres sit at integer
+    coordinates, so the image spans [-0.5, W - 0.5) x [-0.5, H - 0.5), as the generator labels visibility.
     """
     joints = np.asarray(joints, dtype=np.float64)
     moved = joints.copy()
@@ -117,7 +118,8 @@ def augment_joints(joints: np.ndarray, params: AugmentParams, image_size: tuple[
     if params.flip:
         moved = moved[:, FLIP_PERMUTATION]
     out_w, out_h = output_size
-    inside = (moved[..., 0] >= 0) & (moved[..., 0] <= out_w - 1) & (moved[..., 1] >= 0) & (moved[..., 1] <= out_h - 1)
+    inside = ((moved[..., 0] >= -0.5) & (moved[..., 0] < out_w - 0.5)
+              & (moved[..., 1] >= -0.5) & (moved[..., 1] < out_h - 0.5))
     keep = (moved[..., 2] > 0) & inside
     moved[~keep] = 0.0
     return moved
