@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps between validations (mAP; temporal: HE rank-1 and TVF error); default: 500")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="wall-clock budget: stop (validate and save) when spent; the lr drop moves with it")
+    train.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                       help="switch off the supplementary's augmentations (rotation, scale, flip, colour); "
+                            "temporal: on both frames. Default: on")
     train.add_argument("--seed", type=int, default=None, help="default: 0")
     train.add_argument("--workers", type=int, default=None, help="DataLoader worker processes; default: 0")
     train.add_argument("--device", default=None,
@@ -255,7 +258,7 @@ _TRAIN_FLAG_FIELDS = {
     "init": "init_checkpoint", "pgg_iterations": "pgg_iterations", "det_foreground_weight": "det_foreground_weight",
     "decode_embedding": "decode_embedding", "data": "data", "synth_preset": "synth_preset",
     "annotations": "annotations", "image_root": "image_root", "val_every": "val_every", "max_minutes": "max_minutes",
-    "seed": "seed", "workers": "num_workers", "device": "device", "sync_batchnorm": "sync_batchnorm",
+    "seed": "seed", "augment": "augment", "workers": "num_workers", "device": "device", "sync_batchnorm": "sync_batchnorm",
     "spatial_checkpoint": "spatial_checkpoint", "resnet50_weights": "resnet50_weights",
 }
 

@@ -104,3 +104,30 @@ def test_pgg_stage_adds_l_pgg_and_trains_from_a_checkpoint(tmp_path):
         spatial = record["det"] + 1e-3 * record["ke"] + 1e-4 * record["sie"] + 1e-4 * record["aux"]
         assert record["total"] == pytest.approx(spatial + 1e-4 * record["pgg"], rel=1e-5)
     assert load_checkpoint(result["checkpoint"])["train_config"]["pgg_iterations"] == 1
+
+
+def test_augment_switch_reaches_the_training_images():
+    """augment=False trains on the generator's frames as rendered; the default warps and recolours them."""
+    import numpy as np
+
+    from mpat_nb.data.synth import generate_clip
+
+    model_config = train_module.get_spatial_config("tiny")                     # 128 px input (fixture)
+    plain, _ = train_module._training_data(dataclasses.replace(CONFIG, augment=False), model_config)
+    augmented, _ = train_module._training_data(CONFIG, model_config)
+    rendered = generate_clip(preset=plain.preset, seed=int(plain._seeds[0]), num_frames=plain.clip_frames,
+                             size=plain.render_size).frames[-1]                 # (128, 128, 3) uint8
+    as_trained = (plain[0]["image"].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert np.abs(as_trained.astype(int) - rendered.astype(int)).max() <= 1
+    assert not torch.allclose(augmented[0]["image"], plain[0]["image"])
+
+
+def test_no_augment_flag_sets_the_config_field():
+    from mpat_nb.cli import _train_config, build_parser
+
+    def parsed(*flags):
+        args = build_parser().parse_args(["train", "spatial", *flags])
+        return _train_config(args, SpatialTrainConfig, {})
+
+    assert parsed().augment is True
+    assert parsed("--no-augment").augment is False
