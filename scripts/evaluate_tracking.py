@@ -6,7 +6,8 @@ IoU) and prints PoseTrack-style tables (total MOTA, id switches, mAP per preset;
 ``mixed``) for predicted poses and for ground-truth poses (tracking only).
 
     python scripts/evaluate_tracking.py                        # the README / note tables (~10 min on 2 CPU cores)
-    python scripts/evaluate_tracking.py --calibrate            # re-measure tau_HE, tau_TIE on training seeds
+    python scripts/evaluate_tracking.py --calibrate            # re-measure tau_HE, tau_TIE, the cut threshold
+                                                               # and each tracker's knobs on training seeds
     python scripts/evaluate_tracking.py --clips 1 --frames 10 --presets mixed   # a quick look
 """
 
@@ -23,7 +24,7 @@ from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.data.synth import PRESETS
 from mpat_nb.train import load_spatialnet
 from mpat_nb.train_temporal import load_temporalnet
-from mpat_nb.tracking.calibrate import calibrate_taus, grid_search
+from mpat_nb.tracking.calibrate import calibrate_cut_threshold, calibrate_taus, grid_search
 from mpat_nb.tracking.config import VARIANTS, TrackerConfig
 from mpat_nb.tracking.evaluation import SOURCES, evaluate_variants, observe_clips, results_table
 from mpat_nb.utils import get_device
@@ -51,6 +52,9 @@ def main() -> None:
         taus = calibrate_taus([c.observations["ground truth"] for c in clips])
         print("calibration on training seeds (ground-truth poses, consecutive frames):")
         print(json.dumps(taus, indent=2))
+        cut = calibrate_cut_threshold(clips)
+        print(f"frame_change within shots: at most {cut['within_max']:.3f}; at the {cut['cuts']:.0f} cuts: at least "
+              f"{cut['cut_min']:.3f} -> cut_threshold {cut['threshold']:.3f}")
         base = dataclasses.replace(TrackerConfig(), tau_he=taus["tau_he"], tau_tie=taus["tau_tie"])
         # Association knobs on ground-truth poses (tracking isolated from detection errors), then the output
         # joint threshold on predicted poses (it trades AP for MOTA: a detection knob).

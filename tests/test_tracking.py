@@ -210,6 +210,10 @@ def test_networks_run_once_per_frame(models, clip):
     assert observations[0].tvf_forward is None
     assert observations[1].tvf_forward.shape == observations[1].tvf_backward.shape == (2, 64, 64)
     assert all(o.network_seconds > 0 and (o.width, o.height) == (160, 128) for o in observations)
+    from mpat_nb.tracking.cuts import frame_change                  # the shot-cut test's input, per frame
+
+    assert [o.frame_change for o in observations] == [0.0] + [
+        frame_change(a, b) for a, b in zip(clip.frames[:-1], clip.frames[1:])]
     for detection in (d for o in observations for d in o.detections):
         assert detection.embedding.shape == (temporal.config.human_embedding_dim,)
         assert detection.joints.shape == (NUM_JOINTS, 3) and detection.gt_track_id is None
@@ -258,6 +262,7 @@ def test_bad_frames(models):
     gray = observer.observe(np.full((40, 90), 30, np.uint8))                  # grayscale, odd size, nobody
     rgba = observer.observe(np.full((40, 90, 4), 30, np.uint8))
     assert gray.detections == [] and rgba.tvf_forward.shape == (2, 64, 64)
+    assert rgba.frame_change == 0.0                                          # the same grey, converted both times
     with pytest.raises(ValueError, match="flip_test"):
         from mpat_nb.decode import DecodeConfig
 

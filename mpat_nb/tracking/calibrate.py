@@ -1,4 +1,4 @@
-"""Measure the tracker's scales tau_HE and tau_TIE on ground-truth tracks (method.md 3.3, step 3).
+"""Measure the tracker's scales tau_HE and tau_TIE on ground-truth tracks (method.md 3.3, step 3), and its cut threshold.
 
 tau = the median distance of *true* pairs (the same identity in frames t-1 and t), so that a typical true pair
 costs 1 in each term. Measure on training-seed clips (``split_seeds("train", ...)``) so that the validation
@@ -53,6 +53,30 @@ def calibrate_taus(videos: Sequence[Sequence[FrameObservation]]) -> dict[str, fl
     return {"tau_he": float(np.median(merged["he_true"])), "tau_tie": float(np.median(merged["tie_true"])),
             "he_false_median": float(np.median(merged["he_false"])) if len(merged["he_false"]) else float("nan"),
             "tie_false_median": float(np.median(merged["tie_false"])) if len(merged["tie_false"]) else float("nan")}
+
+
+def calibrate_cut_threshold(clips) -> dict[str, float]:
+    """The shot-cut threshold on ``frame_change``: midway between the largest change within a shot and the smallest
+    change at a cut, over clips whose cuts are known.
+
+    clips: :class:`mpat_nb.tracking.evaluation.ObservedClip` (``events["shot_cuts"]``: first frame of each new
+    shot). Returns ``within_max``, ``cut_min`` (nan without a cut), ``threshold`` and ``cuts`` (how many).
+    """
+    within, at_cuts = [], []
+    for clip in clips:
+        cuts = set(clip.events.get("shot_cuts", []))
+        observations = next(iter(clip.observations.values()))           # every source has the same frames
+        for observation in observations[1:]:
+            (at_cuts if observation.index in cuts else within).append(observation.frame_change)
+    if not within:
+        raise ValueError("calibrate_cut_threshold needs clips of at least two frames")
+    within_max = float(max(within))
+    cut_min = float(min(at_cuts)) if at_cuts else float("nan")
+    if at_cuts and cut_min <= within_max:
+        raise ValueError(f"frame_change does not separate these cuts (smallest {cut_min:.3f}) from the changes "
+                         f"within shots (largest {within_max:.3f}): no threshold fits")
+    return {"within_max": within_max, "cut_min": cut_min, "cuts": float(len(at_cuts)),
+            "threshold": 0.5 * (within_max + cut_min) if at_cuts else float("nan")}
 
 
 def grid_search(clips, variant: str, knob: str, values: Sequence[float], base=None,

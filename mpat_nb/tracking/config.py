@@ -39,6 +39,9 @@ class TrackerConfig:
     tau_he: float = 0.088              # median d_HE of true consecutive pairs (false pairs: 0.147) [I, measured]
     tau_tie: float = 0.235             # median d_TIE of true consecutive pairs (false pairs: 0.899) [I, measured]
     max_cost: float = 3.0              # accept a Hungarian pair only below this [I, tuned]
+    cut_threshold: float | None = 0.35  # frame_change above this = a shot cut: C leaves TIE out there (HE only;
+                                       # TIE only: nobody is matched) [I, measured: mpat_nb/tracking/cuts.py;
+                                       # training clips: cuts 0.61-0.74, other frames <= 0.18]; None: never
     # Beyond the paper: a bounded memory of recently lost tracks, re-matched on HE and predicted position.
     memory: bool = False               # off = the paper (a track not matched in frame t ends)
     memory_frames: int = 30            # how long a lost track can be re-found (frames) [I: ~1 s at 30 fps]
@@ -64,6 +67,9 @@ class TrackerConfig:
         for name in ("tau_he", "tau_tie", "max_cost", "memory_max_cost"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrackerConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.cut_threshold is not None and not 0 < self.cut_threshold < 1:
+            raise ValueError(f"TrackerConfig.cut_threshold must lie in (0, 1) (a colour-histogram change), or be "
+                             f"None to never detect cuts; got {self.cut_threshold}")
         if self.memory_frames < 1:
             raise ValueError(f"TrackerConfig.memory_frames must be >= 1, got {self.memory_frames}")
 

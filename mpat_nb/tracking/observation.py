@@ -51,6 +51,8 @@ class FrameObservation:
     tvf_forward: (2, H, W) T of the pair (t-1, t) on frame t-1's grid, in output pixels; tvf_backward: (2, H, W)
     T' on frame t's grid; both None for the first frame. network_seconds: time spent in the networks and the
     decoding for this frame (the association is timed separately by :func:`mpat_nb.tracking.pipeline.run_tracker`).
+    frame_change: how much the picture changed since frame t-1 (:func:`mpat_nb.tracking.cuts.frame_change`, in
+    [0, 1]; 0 for the first frame): the trackers treat a large change as a shot cut.
     """
 
     index: int
@@ -61,6 +63,7 @@ class FrameObservation:
     width: int = 0
     height: int = 0
     network_seconds: float = 0.0
+    frame_change: float = 0.0
     extra: dict = field(default_factory=dict)
 
 

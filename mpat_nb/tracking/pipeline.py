@@ -22,6 +22,7 @@ from mpat_nb.data.annotations import Frame, Person, Video
 from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people
 from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
 from mpat_nb.tracking.costs import instance_embedding_at
+from mpat_nb.tracking.cuts import colour_histogram, histogram_change
 from mpat_nb.tracking.observation import Detection, FrameObservation
 from mpat_nb.tracking.trackers import Tracker
 from mpat_nb.utils import InputError
@@ -55,6 +56,7 @@ class NetworkObserver:
     def reset(self) -> None:
         """Forget the previous frame (call between videos and after a cut you know of)."""
         self._previous = None          # SpatialNet output of frame t-1 (batch of one)
+        self._previous_histogram = None  # colour histogram of frame t-1 (shot-cut test)
         self._index = 0
 
     def observe(self, image: np.ndarray, gt_people: Sequence[Person] | None = None, *,
@@ -109,9 +111,12 @@ class NetworkObserver:
             tvf_forward = (forward[0] * SVF_NORMALISER).float().cpu().numpy()
             tvf_backward = (backward[0] * SVF_NORMALISER).float().cpu().numpy()
         self._previous = output
+        histogram = colour_histogram(rgb)
+        change = histogram_change(self._previous_histogram, histogram) if self._previous_histogram is not None else 0.0
+        self._previous_histogram = histogram
         seconds = _clock(self.device) - started
         observations = [FrameObservation(self._index, detections, tvf_forward, tvf_backward, file_name,
-                                         rgb.shape[1], rgb.shape[0], seconds) for detections in per_source]
+                                         rgb.shape[1], rgb.shape[0], seconds, change) for detections in per_source]
         self._index += 1
         return observations
 

@@ -127,19 +127,31 @@ class EmbeddingTracker(Tracker):
             self.last_costs["he"] = d_he
             terms.append(config.weight_he * d_he / config.tau_he)
             weights.append(config.weight_he)
+        cut = self.at_cut(observation)
+        self.last_costs["cut"] = cut
         if config.use_tie and config.weight_tie > 0 and observation.tvf_forward is not None:
             d_tie = tie_distances(previous["joints"], previous["centres"], previous["scales"], current["joints"],
                                   current["centres"], current["scales"], observation.tvf_forward,
                                   observation.tvf_backward)
-            self.last_costs["tie"] = d_tie
-            terms.append(config.weight_tie * d_tie / config.tau_tie)
-            weights.append(config.weight_tie)
+            self.last_costs["tie"] = d_tie                 # kept for inspection, but not used across a cut
+            if not cut:
+                terms.append(config.weight_tie * d_tie / config.tau_tie)
+                weights.append(config.weight_tie)
+        if not terms and cut:                              # TIE only, across a cut: no evidence, nobody matches
+            cost = np.full((len(tracks), len(detections)), np.inf)
+            self.last_costs["combined"] = cost
+            return cost, config.max_cost
         if not terms:
             raise ValueError("TIE-only tracking needs the temporal vector fields of the frame pair "
                              "(observation.tvf_forward / tvf_backward)")
         cost = sum(terms) / sum(weights)
         self.last_costs["combined"] = cost
         return cost, config.max_cost
+
+    def at_cut(self, observation: FrameObservation) -> bool:
+        """Whether frame t starts a new shot (its frame_change exceeds ``config.cut_threshold``)."""
+        threshold = self.config.cut_threshold
+        return threshold is not None and observation.frame_change > threshold
 
     def _remember(self, ended, frame):
         if not self.config.memory:

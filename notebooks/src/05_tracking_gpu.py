@@ -207,7 +207,8 @@ def track_until(observations, t, config=CONFIG):
 
 tracker, step_ids = track_until(truth, STEP)
 print(f"frame {STEP}: rows = tracks {tracker.last_costs['track_ids'].tolist()}, "
-      f"matrices {[k for k in tracker.last_costs if k != 'track_ids']} of shape {tracker.last_costs['he'].shape}")
+      f"matrices {[k for k in tracker.last_costs if k not in ('track_ids', 'cut')]} of shape "
+      f"{tracker.last_costs['he'].shape}; a shot cut: {tracker.last_costs['cut']}")
 
 # %% [markdown]
 # $d_{HE}$: normalise, subtract, take the norm (rows: frame $t-1$, columns: frame $t$).
@@ -322,6 +323,34 @@ def show_cost_matrices(t):
 
 widgets.VBox([frame_slider := widgets.IntSlider(value=CUT, min=1, max=len(clip) - 1, description="frame t"),
               widgets.interactive_output(show_cost_matrices, {"t": frame_slider})])
+
+# %% [markdown]
+# **Cuts are detected, and TIE sits them out.** The TIE fields were trained on pairs from one shot, so across a
+# cut their votes are noise. The tracker therefore measures how much the picture changed,
+# $\text{change}(t) = \tfrac12 \sum_b |h_{t-1}(b) - h_t(b)|$ between the $8 \times 8 \times 8$ colour histograms of
+# the two frames (`mpat_nb.tracking.cuts`), and above `cut_threshold` it leaves $d_{TIE}$ out of $C$: at the cut
+# the bottom-right matrix is $d_{HE}/\tau_{HE}$ alone. Colours in the same amounts make no change wherever they
+# move, so walking people, pans and blur stay low, while a new background changes most of the picture:
+
+# %%
+from mpat_nb.tracking.cuts import frame_change
+
+changes = [0.0] + [frame_change(a, b) for a, b in zip(clip.frames[:-1], clip.frames[1:])]
+assert np.allclose(changes, [o.frame_change for o in truth]), "the observer measured the same changes"
+fig, ax = plt.subplots(figsize=(8, 2.6))
+ax.plot(changes, "o-")
+ax.axhline(CONFIG.cut_threshold, color="k", linestyle="--", label="cut_threshold")
+ax.axvline(CUT, color="r", alpha=0.4, label="the cut")
+ax.set_xlabel("frame t")
+ax.set_ylabel("change(t)")
+ax.legend(fontsize=8)
+plt.show()
+cut_tracker, _ = track_until(truth, CUT)
+assert cut_tracker.last_costs["cut"], "the tracker saw the cut"
+np.testing.assert_allclose(cut_tracker.last_costs["combined"], cut_tracker.last_costs["he"] / CONFIG.tau_he, atol=1e-6)
+print(f"frames above the threshold: {[t for t, c in enumerate(changes) if c > CONFIG.cut_threshold]} "
+      f"(the clip's cuts: {clip.events['shot_cuts']}); at the cut C = d_HE / tau_HE")
+
 
 # %% [markdown]
 # ## 5. Tracking the whole clip
