@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--temporal", default=None, help="TemporalNet checkpoint (default: shipped tiny)")
     parser.add_argument("--calibrate", action="store_true",
                         help="on training-seed clips: measure tau_HE / tau_TIE, then tune each variant's threshold")
+    parser.add_argument("--cut-threshold", default=None,
+                        help="TrackerConfig.cut_threshold for this run: a number, or 'none' to never detect shot "
+                             "cuts (TIE then stays in the cost across cuts); default: the library's")
     parser.add_argument("--json", default=None, help="also write the totals to this JSON file")
     args = parser.parse_args()
 
@@ -74,8 +77,13 @@ def main() -> None:
         return
     clips = observe_clips(spatial, temporal, args.presets, num_clips=args.clips, num_frames=args.frames,
                           progress=True)
-    results = evaluate_variants(clips, VARIANTS, TrackerConfig())
-    print(f"{args.clips} validation clips x {args.frames} frames per preset, device {device}, "
+    config = TrackerConfig()
+    if args.cut_threshold is not None:
+        threshold = None if args.cut_threshold.lower() == "none" else float(args.cut_threshold)
+        config = dataclasses.replace(config, cut_threshold=threshold)
+    results = evaluate_variants(clips, VARIANTS, config)
+    print(f"cut_threshold {config.cut_threshold}; {args.clips} validation clips x {args.frames} frames per preset, "
+          f"device {device}, "
           f"{time.perf_counter() - started:.0f} s\n")
     for source in SOURCES:
         for metric in ("mota", "switches", "map"):
