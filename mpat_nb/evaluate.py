@@ -248,6 +248,14 @@ def head_size(bbox_head) -> np.ndarray:
     return HEAD_SIZE_FACTOR * np.sqrt(width**2 + height**2)
 
 
+def people_head_sizes(people: Sequence[Person], where: str) -> np.ndarray:
+    """(G,) head sizes of GT people; InputError naming ``where`` and the track ids of people without a head box."""
+    missing = [p.track_id for p in people if p.bbox_head is None]
+    if missing:
+        raise InputError(f"{where}: GT people with track ids {missing} have no head box (bbox_head), which PCKh needs")
+    return head_size(np.stack([p.bbox_head for p in people])) if people else np.zeros(0)
+
+
 @dataclass
 class PCKhAssignment:
     """Result of :func:`pckh_assignment` for one frame.
@@ -500,11 +508,7 @@ def _frame_tensors(gt_video: Video, index: int, pred_frame: Frame, fallback_warn
 
     head_sizes = np.zeros(len(gt_people))
     if len(pred_ids) and len(gt_ids):  # distances are needed only when both sides have people
-        missing = [p.track_id for p in gt_people if p.bbox_head is None]
-        if missing:
-            raise InputError(f"video {gt_video.name!r}, frame {index} ({gt_frame.file_name!r}): GT people with "
-                             f"track ids {missing} have no head box (bbox_head), which PCKh needs")
-        head_sizes = head_size(np.stack([p.bbox_head for p in gt_people]))
+        head_sizes = people_head_sizes(gt_people, f"video {gt_video.name!r}, frame {index} ({gt_frame.file_name!r})")
     assignment = pckh_assignment(pred_joints, gt_joints, head_sizes)
     # MOT cost[g, p, k]: the distance of an allowed (matching) pair, NaN = forbidden.
     cost = np.where(assignment.match, assignment.distance, np.nan).transpose(1, 0, 2)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from mpat_nb.data.annotations import Frame, Person, Video
-from mpat_nb.evaluate import head_size, pckh_assignment
+from mpat_nb.evaluate import pckh_assignment, people_head_sizes
 from mpat_nb.skeleton import NUM_JOINTS, slots17_to_joints
 from mpat_nb.utils import InputError
 
@@ -228,12 +228,8 @@ def draw_case(images: np.ndarray, gt: Video, pred: Video, case: PersonCase, *, c
 # ----------------------------------------------------------------------------------------------
 def _attach(gt_frame: Frame, pred_frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """(gt_to_pred (G,), pck (G,)): the evaluator's PCKh attachment and each GT person's fraction found."""
-    for person in gt_frame.people:
-        if person.bbox_head is None:
-            raise InputError(f"GT person {person.track_id} in {gt_frame.file_name!r} has no bbox_head: "
-                             "the PCKh rule needs the head box")
+    sizes = people_head_sizes(gt_frame.people, f"frame {gt_frame.file_name!r}")  # (G,)
     gt_joints = np.stack([p.joints for p in gt_frame.people])                     # (G, K, 3)
-    sizes = head_size(np.stack([p.bbox_head for p in gt_frame.people]))           # (G,)
     pred_joints = (np.stack([p.joints for p in pred_frame.people]) if pred_frame.people
                    else np.zeros((0, NUM_JOINTS, 3)))                             # (P, K, 3)
     assignment = pckh_assignment(pred_joints, gt_joints, sizes)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from mpat_nb.data.annotations import Video
-from mpat_nb.evaluate import PCKH_THRESHOLD, head_size
+from mpat_nb.evaluate import PCKH_THRESHOLD, people_head_sizes
 
 
 @dataclass
@@ -72,13 +72,10 @@ def _joint_owners(gt_people, pred_people, threshold: float) -> np.ndarray:
         return np.zeros((0, num_joints), dtype=np.int64)
     pred = np.stack([p.joints for p in pred_people])                                   # (P, K, 3)
     owner = np.full(pred.shape[:2], -1, dtype=np.int64)
-    labelled = [p for p in gt_people if p.bbox_head is not None]
-    if len(labelled) != len(gt_people):
-        raise ValueError("grouping_quality: every GT person needs a head box (bbox_head) for PCKh")
+    heads = people_head_sizes(gt_people, "grouping_quality")                           # (G,)
     if not gt_people:
         return owner
     gt = np.stack([p.joints for p in gt_people])                                       # (G, K, 3)
-    heads = head_size(np.stack([p.bbox_head for p in gt_people]))                      # (G,)
     distance = np.linalg.norm(pred[:, None, :, :2] - gt[None, :, :, :2], axis=-1)      # (P, G, K)
     normalised = distance / np.maximum(heads, 1e-9)[None, :, None]
     allowed = (pred[:, None, :, 2] > 0) & (gt[None, :, :, 2] > 0) & (normalised <= threshold)
