@@ -3,8 +3,8 @@
 ``train_spatialnet(SpatialTrainConfig(...), out_dir)`` runs Adam with the paper's step schedule scaled to
 the preset (2e-4, then 1e-5 for the last sixth: 250K of 300K iterations in the paper), the supplementary's
 augmentations (``augment=False`` switches them off), synthetic data generated on the fly (or real PoseTrack / COCO
-annotations), a progress bar, periodic validation mAP with the project's PoseTrack evaluator, and checkpoints that resume exactly
-(data item i is a pure function of (seed, i), so the stream restarts where it stopped).
+annotations), a progress bar, periodic validation mAP with the project's PoseTrack evaluator, and checkpoints that
+resume exactly (data item i is a pure function of (seed, i), so the stream restarts where it stopped).
 
 The fine-tuning stage of the paper is the same entry point with ``pgg_iterations=1``, ``lr=1e-5`` and
 ``init_checkpoint`` the trained SpatialNet: L_PGG (``losses.pgg_loss``) on the Pose-Guided-Grouping-refined

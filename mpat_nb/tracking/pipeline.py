@@ -22,6 +22,7 @@ from mpat_nb.data.annotations import Frame, Person, Video
 from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people
 from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
 from mpat_nb.tracking.costs import instance_embedding_at
+from mpat_nb.tracking.config import TrackerConfig
 from mpat_nb.tracking.cuts import colour_histogram, histogram_change
 from mpat_nb.tracking.observation import Detection, FrameObservation
 from mpat_nb.tracking.trackers import Tracker
@@ -40,7 +41,7 @@ class NetworkObserver:
     """
 
     def __init__(self, spatial: torch.nn.Module, temporal: torch.nn.Module | None = None,
-                 decode_config: DecodeConfig = DecodeConfig(), *, min_pose_score: float = 0.1,
+                 decode_config: DecodeConfig = DecodeConfig(), *, min_pose_score: float = TrackerConfig.min_pose_score,
                  inference: InferenceOptions | None = None):
         if decode_config.flip_test:
             raise ValueError("the tracker runs SpatialNet once per frame: use a DecodeConfig with flip_test=False")
@@ -162,7 +163,7 @@ def _detection(pose: np.ndarray, person: Person, svf: np.ndarray, output_size: i
 
 def observe_video(frames: Iterable[np.ndarray], spatial: torch.nn.Module, temporal: torch.nn.Module | None = None,
                   decode_config: DecodeConfig = DecodeConfig(), *, gt_video: Video | None = None,
-                  min_pose_score: float = 0.1, progress: bool = False,
+                  min_pose_score: float = TrackerConfig.min_pose_score, progress: bool = False,
                   inference: InferenceOptions | None = None) -> list[FrameObservation]:
     """Observations of every frame of a video (networks once per frame). gt_video: track its poses instead.
     inference: see :class:`NetworkObserver`."""
@@ -179,7 +180,7 @@ def observe_video(frames: Iterable[np.ndarray], spatial: torch.nn.Module, tempor
 
 def observe_video_sources(frames: Iterable[np.ndarray], spatial: torch.nn.Module, temporal: torch.nn.Module | None,
                           gt_video: Video, decode_config: DecodeConfig = DecodeConfig(), *,
-                          min_pose_score: float = 0.1) -> dict[str, list[FrameObservation]]:
+                          min_pose_score: float = TrackerConfig.min_pose_score) -> dict[str, list[FrameObservation]]:
     """{"predicted": [...], "ground truth": [...]}: both pose sources of a video from one pass per frame."""
     observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=min_pose_score)
     pairs = [observer.observe_sources(image, frame.people, file_name=frame.file_name)
@@ -207,13 +208,21 @@ def run_tracker(observations: Sequence[FrameObservation], tracker: Tracker, *, n
     tracker.reset()
     run = TrackingRun(Video(name))
     for observation in observations:
-        started = time.perf_counter()
-        ids = tracker.step(observation)
-        run.association_seconds.append(time.perf_counter() - started)
+        frame, ids, seconds = track_step(tracker, observation, threshold)
+        run.association_seconds.append(seconds)
         run.network_seconds.append(observation.network_seconds)
         run.track_ids.append(ids)
-        run.video.frames.append(tracked_frame(observation, ids, threshold))
+        run.video.frames.append(frame)
     return run
+
+
+def track_step(tracker: Tracker, observation: FrameObservation,
+               min_joint_score: float) -> tuple[Frame, np.ndarray, float]:
+    """One online step: (the PoseTrack18 frame with track ids, the ids (N,), the association's seconds)."""
+    started = time.perf_counter()
+    ids = tracker.step(observation)
+    seconds = time.perf_counter() - started
+    return tracked_frame(observation, ids, min_joint_score), ids, seconds
 
 
 def tracked_frame(observation: FrameObservation, track_ids: np.ndarray, min_joint_score: float) -> Frame:

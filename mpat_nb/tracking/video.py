@@ -9,7 +9,6 @@ the video's pixels) and ``OUT/<name>_summary.json`` (counts, track lengths, per-
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +49,7 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
     from mpat_nb.data.formats import save_posetrack18
     from mpat_nb.data.video_io import iter_video, write_video
     from mpat_nb.decode import DecodeConfig
-    from mpat_nb.tracking.pipeline import NetworkObserver, tracked_frame
+    from mpat_nb.tracking.pipeline import NetworkObserver, track_step
     from mpat_nb.tracking.trackers import make_tracker
     from mpat_nb.utils import atomic_write_text
     from mpat_nb.viz import draw_frame
@@ -71,11 +70,9 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
             if max_frames is not None and t >= max_frames:
                 break
             observation = observer.observe(image, file_name=f"images/{name}/{t:06d}.jpg")
-            started = time.perf_counter()
-            ids = tracker.step(observation)
-            timings["association"].append(time.perf_counter() - started)
+            frame, _, seconds = track_step(tracker, observation, config.min_joint_score)
+            timings["association"].append(seconds)
             timings["network"].append(observation.network_seconds)
-            frame = tracked_frame(observation, ids, config.min_joint_score)
             video.frames.append(frame)
             yield draw_frame(image, frame)
 
