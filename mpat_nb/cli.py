@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "temporal: on both frames. Default: on")
     train.add_argument("--seed", type=int, default=None, help="default: 0")
     train.add_argument("--workers", type=int, default=None, help="DataLoader worker processes; default: 0")
+    train.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
+                       help="auto (default): bf16 autocast + channels-last on a CPU with native bf16 or a GPU, "
+                            "else fp32")
+    train.add_argument("--frames-per-clip", type=int, default=None,
+                       help="spatial / pgg, synthetic data: frames used of each rendered clip; default: 4")
     train.add_argument("--device", default=None,
                        help="cuda, mps or cpu; default: the best available (under torchrun: cuda:LOCAL_RANK)")
     train.add_argument("--sync-batchnorm", action="store_true", default=None,
@@ -258,7 +263,8 @@ _TRAIN_FLAG_FIELDS = {
     "init": "init_checkpoint", "pgg_iterations": "pgg_iterations", "det_foreground_weight": "det_foreground_weight",
     "decode_embedding": "decode_embedding", "data": "data", "synth_preset": "synth_preset",
     "annotations": "annotations", "image_root": "image_root", "val_every": "val_every", "max_minutes": "max_minutes",
-    "seed": "seed", "augment": "augment", "workers": "num_workers", "device": "device", "sync_batchnorm": "sync_batchnorm",
+    "seed": "seed", "augment": "augment", "workers": "num_workers", "device": "device",
+    "precision": "precision", "frames_per_clip": "frames_per_clip", "sync_batchnorm": "sync_batchnorm",
     "spatial_checkpoint": "spatial_checkpoint", "resnet50_weights": "resnet50_weights",
 }
 

@@ -46,6 +46,7 @@ from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDatase
 from mpat_nb.decode import DecodeConfig, predict_people
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.precision import resolve_precision
 from mpat_nb.utils import InputError, TrainingError, atomic_write_text, seed_everything
 
 
@@ -71,6 +72,9 @@ class SpatialTrainConfig:
                                          # False: none. On endless synthetic data (no image seen twice) they only
                                          # make each step harder: off, the tiny preset scored 14.7 against 11.8
                                          # validation mAP after the same 581 steps (mpat_nb/weights/README.md)
+    frames_per_clip: int = 4             # synthetic data: frames used of each rendered clip, 3 frames apart, in
+                                         # frames_per_clip consecutive batches (batch_size clips in each); 1: one
+                                         # clip per image (SyntheticSpatialDataset)
     annotations: str | None = None       # real data: annotation file or folder
     image_root: str | None = None        # real data: folder the annotation file names are relative to
     seed: int = 0
@@ -79,7 +83,8 @@ class SpatialTrainConfig:
     val_frames: int = 8                  # frames per validation clip
     log_every: int = 25
     num_workers: int = 0                 # DataLoader workers (synthetic data is cheap; 0 is fine on CPU)
-    amp: bool = True                     # mixed precision on CUDA (ignored on CPU)
+    precision: str = "auto"              # "auto", "fp32" or "bf16" (mpat_nb.precision): auto = bf16 autocast +
+                                         # channels-last on a CPU with native bf16 or a CUDA GPU, else fp32
     device: str | None = None            # None: cuda -> mps -> cpu
     init_checkpoint: str | None = None   # start from these weights (not a resume)
     max_minutes: float | None = None     # wall-clock budget: stop early (validate + save) when it is spent;
@@ -104,6 +109,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     main_process, local_batch = start_process(config, device)
     model_config = get_spatial_config(config.preset)
     dataset, config = _training_data(config, model_config)                # epochs -> steps on real data
+    precision = resolve_precision(config.precision, device)
     model = SpatialNet(model_config).to(device)
     pgg = None
     if config.pgg_iterations:
@@ -127,6 +133,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         scheduler.load_state_dict(state["scheduler"])
         start_step, history = int(state["step"]), list(state.get("history", []))
         torch.set_rng_state(state["rng"].cpu())
+    precision.model(model)                                                # channels-last with autocast
     trained = distributed.wrap_model(model, device, sync_batchnorm=config.sync_batchnorm)   # DDP, or model itself
     if main_process:                                  # after every input check: a refused run leaves no folder
         out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +142,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
                                              distributed.world_size())
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-    use_amp, amp_dtype, scaler = mixed_precision(config, device)
+    scaler = precision.grad_scaler()
     val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
     val_decode = validation_decode_config(config)
@@ -149,9 +156,9 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     started = time.perf_counter()
     running = RunningLosses()
     for images, targets in loader:
-        images, targets = images.to(device, non_blocking=True), targets.to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            output = trained(images)
+        images, targets = precision.images(images.to(device, non_blocking=True)), targets.to(device)
+        with precision.autocast():
+            output = as_float32(trained(images))                          # losses in float32
         losses = spatial_loss(output, targets, det_foreground_weight=config.det_foreground_weight)  # float32
         if pgg is not None:
             losses.update(pgg_stage_loss(pgg, output, targets))
@@ -207,11 +214,11 @@ def start_process(config, device: torch.device) -> tuple[bool, int]:
     return distributed.is_main_process(), local_batch
 
 
-def mixed_precision(config, device: torch.device) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
-    """(use AMP, its dtype, the gradient scaler): bf16 where the GPU has it, else fp16 with scaling; off on CPU."""
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    return use_amp, amp_dtype, torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+def as_float32(output):
+    """A dataclass of network outputs with every floating tensor in float32 (autocast gives bf16 / fp16)."""
+    changes = {field.name: value.float() for field in dataclasses.fields(output)
+               if isinstance(value := getattr(output, field.name), torch.Tensor) and value.is_floating_point()}
+    return dataclasses.replace(output, **changes)
 
 
 def optimizer_step(total: torch.Tensor, optimizer, scaler, step: int, checkpoint_path: Path) -> None:
@@ -401,7 +408,8 @@ def _training_data(config: SpatialTrainConfig, model_config):
         return SyntheticSpatialDataset(model_config.input_size, model_config.output_size, preset=config.synth_preset,
                                        split="train", length=config.steps * config.batch_size,
                                        render_size=(config.render_size, config.render_size),
-                                       augment=AugmentConfig() if config.augment else None, seed=config.seed), config
+                                       augment=AugmentConfig() if config.augment else None, seed=config.seed,
+                                       frames_per_clip=config.frames_per_clip, clips_in_flight=config.batch_size), config
     if config.data not in ("posetrack", "coco"):
         raise InputError(f"data must be 'synthetic', 'posetrack' or 'coco', got {config.data!r}")
     check_real_data_paths(config)

@@ -47,9 +47,10 @@ from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
+from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (RunningLosses, check_resumable, mean_over_processes, minutes_spent, mixed_precision,
-                           optimizer_step, start_process)
+from mpat_nb.train import (RunningLosses, check_resumable, mean_over_processes, minutes_spent, optimizer_step,
+                           start_process)
 from mpat_nb.utils import InputError, atomic_write_text
 
 
@@ -73,7 +74,7 @@ class TemporalTrainConfig:
     val_pairs: int = 32                     # fixed validation pairs (validation seeds, no augmentation)
     log_every: int = 25
     num_workers: int = 0                    # DataLoader workers
-    amp: bool = True                        # mixed precision on CUDA (ignored elsewhere)
+    precision: str = "auto"                 # "auto", "fp32" or "bf16" (mpat_nb.precision)
     device: str | None = None               # None: cuda -> mps -> cpu
     max_minutes: float | None = None        # wall-clock budget: stop early (validate + save) when it is spent
     sync_batchnorm: bool = False            # several GPUs: BatchNorm statistics of the global batch (SyncBatchNorm);
@@ -96,10 +97,11 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     main_process, local_batch = start_process(config, device)
     model_config = get_temporal_config(config.preset)
     spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
-    spatial = load_frozen_spatialnet(spatial_path, model_config, device)
+    precision = resolve_precision(config.precision, device)
+    spatial = precision.model(load_frozen_spatialnet(spatial_path, model_config, device))
     spatial_record = {"checkpoint": str(spatial_path), "fingerprint": weights_fingerprint(spatial),
                       "preset": spatial.config.name, "model_config": dataclasses.asdict(spatial.config)}
-    model = TemporalNet(model_config, config.resnet50_weights).to(device)
+    model = precision.model(TemporalNet(model_config, config.resnet50_weights).to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_step, history, metrics = 0, [], {}
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
@@ -127,7 +129,7 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_pairs,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     val_batches = validation_pairs(config, spatial_config) if main_process else None
-    use_amp, amp_dtype, scaler = mixed_precision(config, device)
+    scaler = precision.grad_scaler()
     checkpoint_path = out / "last.pt"
 
     trained.train()
@@ -139,8 +141,9 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     running = RunningLosses()
     for batch in loader:
         batch = batch.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
+        with precision.autocast():
+            previous, current = frozen_spatial_outputs(spatial, precision.images(batch.images_previous),
+                                                       precision.images(batch.images_current))
             output = trained(previous, current, batch.boxes_previous, batch.boxes_current)
         losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
                                batch.tvf)                                                     # float32

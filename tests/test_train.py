@@ -115,8 +115,9 @@ def test_augment_switch_reaches_the_training_images():
     model_config = train_module.get_spatial_config("tiny")                     # 128 px input (fixture)
     plain, _ = train_module._training_data(dataclasses.replace(CONFIG, augment=False), model_config)
     augmented, _ = train_module._training_data(CONFIG, model_config)
-    rendered = generate_clip(preset=plain.preset, seed=int(plain._seeds[0]), num_frames=plain.clip_frames,
-                             size=plain.render_size).frames[-1]                 # (128, 128, 3) uint8
+    clip, t = plain.clip_and_frame(0)
+    rendered = generate_clip(preset=plain.preset, seed=int(plain._seeds[clip]), num_frames=plain.clip_frames,
+                             size=plain.render_size).frames[t]                  # (128, 128, 3) uint8
     as_trained = (plain[0]["image"].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     assert np.abs(as_trained.astype(int) - rendered.astype(int)).max() <= 1
     assert not torch.allclose(augmented[0]["image"], plain[0]["image"])

@@ -100,30 +100,57 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 class SyntheticSpatialDataset(Dataset):
     """Synthetic frames generated on demand: item i is a pure function of (seed, i).
 
-    Each item renders a short clip of the preset from a seed in the split's range (train and val
-    ranges are disjoint) and takes its last frame (so motion blur and camera motion have a past).
+    Items come in blocks of ``clips_in_flight x frames_per_clip``: a block reads ``clips_in_flight`` clips (seeds
+    from the split's range; train and val ranges are disjoint), and item i of the block is frame
+    ``1 + frame_gap x (i // clips_in_flight)`` of clip ``i % clips_in_flight``. With ``clips_in_flight`` the batch
+    size, every batch holds that many different clips, and ``frames_per_clip`` consecutive batches reuse their
+    plans (trajectories, backgrounds: about 60 % of the cost of one rendered frame) at frames ``frame_gap`` apart.
+    Only the frames an item needs are rendered; frame 0 is never used, so motion blur and camera motion have a past.
+    ``frames_per_clip=1`` (the default) is one clip of ``clip_frames`` frames per item, its last frame.
     """
 
     def __init__(self, input_size: int, output_size: int, *, preset: str = "mixed", split: str = "train",
                  length: int = 100_000, render_size: tuple[int, int] = (256, 256), augment: AugmentConfig | None = AugmentConfig(),
-                 seed: int = 0, clip_frames: int = 2):
+                 seed: int = 0, clip_frames: int = 2, frames_per_clip: int = 1, clips_in_flight: int = 1,
+                 frame_gap: int = 3):
         from mpat_nb.data.synth import split_seeds
 
+        if frames_per_clip < 1 or clips_in_flight < 1 or frame_gap < 1:
+            raise ValueError(f"frames_per_clip, clips_in_flight and frame_gap must be at least 1, got "
+                             f"{frames_per_clip}, {clips_in_flight}, {frame_gap}")
         self.input_size, self.output_size = input_size, output_size
         self.preset, self.split, self.length = preset, split, length
-        self.render_size, self.augment, self.seed, self.clip_frames = render_size, augment, seed, clip_frames
-        self._seeds = split_seeds(split, length, offset=seed)
+        self.render_size, self.augment, self.seed = render_size, augment, seed
+        self.frames_per_clip, self.clips_in_flight, self.frame_gap = frames_per_clip, clips_in_flight, frame_gap
+        self.clip_frames = clip_frames if frames_per_clip == 1 else 1 + frame_gap * frames_per_clip
+        block = clips_in_flight * frames_per_clip
+        self._seeds = split_seeds(split, -(-length // block) * clips_in_flight, offset=seed)
+        self._sources: dict[int, object] = {}          # clip index -> SyntheticVideoSource (planned, not rendered)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict:
-        from mpat_nb.data.synth import generate_clip
+    def clip_and_frame(self, index: int) -> tuple[int, int]:
+        """(clip index, frame) that item ``index`` renders."""
+        if self.frames_per_clip == 1:
+            return index, self.clip_frames - 1
+        block, within = divmod(index, self.clips_in_flight * self.frames_per_clip)
+        slot, clip = divmod(within, self.clips_in_flight)
+        return block * self.clips_in_flight + clip, 1 + self.frame_gap * slot
 
-        clip = generate_clip(preset=self.preset, seed=int(self._seeds[index]), num_frames=self.clip_frames, size=self.render_size)
-        frame = clip.video.frames[-1]
+    def __getitem__(self, index: int) -> dict:
+        from mpat_nb.data.synth import SyntheticVideoSource
+
+        clip, t = self.clip_and_frame(index)
+        source = self._sources.get(clip)
+        if source is None:
+            source = SyntheticVideoSource(self.preset, int(self._seeds[clip]), self.clip_frames, self.render_size)
+            self._sources[clip] = source
+            while len(self._sources) > 2 * self.clips_in_flight:        # keep the plans of two blocks' clips
+                del self._sources[next(iter(self._sources))]
+        rendered = source[t]
         params = sample_augmentation(np.random.default_rng([self.seed, index]), self.augment) if self.augment else NO_AUGMENTATION
-        return make_sample(clip.frames[-1], frame.people, params, self.input_size, self.output_size)
+        return make_sample(rendered.image, rendered.frame.people, params, self.input_size, self.output_size)
 
 
 class AnnotatedFramesDataset(Dataset):
