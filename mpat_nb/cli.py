@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+#: --precision of track and demo (mpat_nb.inference.inference_options)
+PRECISION_HELP = ("fp32 (default: plain float32, the same poses on every CPU), bf16 (bf16 autocast, faster on a CPU "
+                  "with native bf16) or auto (bf16 where the CPU or GPU has it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpat-nb", description=__doc__.splitlines()[0])
     from mpat_nb import __version__
@@ -145,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=40, help="number of frames; default: 40")
     demo.add_argument("--size", type=parse_size, default=(256, 256), help="frame size WxH; default: 256x256")
     demo.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
+    demo.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                      help=PRECISION_HELP)
     demo.set_defaults(handler=_cmd_demo)
 
     track = commands.add_parser(
@@ -163,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the written MP4; default: 10")
     track.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
+    track.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                       help=PRECISION_HELP)
     track.set_defaults(handler=_cmd_track)
     return parser
 
@@ -309,7 +318,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
         raise InputError(f"{args.video} does not exist: give a video file or a folder of frames")
     summary = track_video(args.video, args.out, temporal_checkpoint=args.temporal_checkpoint,
                           spatial_checkpoint=args.spatial_checkpoint, variant=args.tracker, pgg=args.pgg,
-                          device=args.device, fps=args.fps, max_frames=args.max_frames)
+                          device=args.device, fps=args.fps, max_frames=args.max_frames, precision=args.precision)
     print(f"{summary['frames']} frames, {summary['tracks']} tracks, {summary['people_per_frame']['mean']:.1f} people "
           f"per frame; {summary['ms_per_frame']['network']:.0f} ms/frame networks, "
           f"{summary['ms_per_frame']['association']:.2f} ms/frame association ({summary['device']})")
@@ -323,7 +332,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
-    run_demo(args.out, preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size, device=args.device)
+    run_demo(args.out, preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size, device=args.device,
+             precision=args.precision)
     return 0
 
 

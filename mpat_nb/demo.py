@@ -19,14 +19,19 @@ DEMO_BASELINE = "greedy OKS"
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, preset: str = "mixed", seed: int = 7, num_frames: int = 40,
-             size: tuple[int, int] = (256, 256), device: str | None = None, verbose: bool = True) -> dict:
-    """Run the demo; return a dict of output paths and metric totals."""
+             size: tuple[int, int] = (256, 256), device: str | None = None, precision: str = "fp32",
+             verbose: bool = True) -> dict:
+    """Run the demo; return a dict of output paths and metric totals.
+
+    precision: ``fp32`` (plain eager float32), ``bf16`` or ``auto`` (:func:`mpat_nb.inference.inference_options`).
+    """
     import numpy as np
     from tqdm.auto import tqdm
 
     from mpat_nb.data.formats import save_posetrack18, write_video
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.evaluate import evaluate
+    from mpat_nb.inference import inference_options
     from mpat_nb.tracking.pipeline import observe_video, run_tracker
     from mpat_nb.tracking.trackers import make_tracker
     from mpat_nb.tracking.video import load_tracking_models
@@ -43,7 +48,8 @@ def run_demo(out_dir: str | Path = "demo_output", *, preset: str = "mixed", seed
     say("[2/5] loading the shipped tiny SpatialNet and TemporalNet; running them once per frame")
     spatial, temporal = load_tracking_models(device=device)
     frames = tqdm(clip.frames, desc="networks", unit="frame", disable=not verbose, leave=False)
-    observations = observe_video(frames, spatial, temporal, gt_video=None)
+    inference = inference_options(precision, next(spatial.parameters()).device)
+    observations = observe_video(frames, spatial, temporal, gt_video=None, inference=inference)
     for observation, frame in zip(observations, clip.video.frames):
         observation.file_name = frame.file_name                    # the GT's names: the evaluator pairs frames
 

@@ -10,10 +10,16 @@ TemporalNet (the model given is left as it was, so a training model can be passe
 
 ``inference_context(options, device)`` is the matching context: ``torch.inference_mode()`` always (no
 autograd record, no version counters; outputs cannot enter autograd later), plus ``torch.autocast`` when an
-autocast dtype is set and the device is CUDA.
+autocast dtype is set (bf16 on a CPU or CUDA, fp16 on CUDA).
 
-CUDA-only options on another device (``autocast``, ``cudnn_benchmark``) are **ignored with a warning**, not an
-error: one options object then serves a notebook that runs on a Colab GPU and on a CPU in CI.
+Options a device cannot use (``autocast="fp16"`` or ``cudnn_benchmark`` off CUDA, any autocast on MPS) are
+**ignored with a warning**, not an error: one options object then serves a notebook that runs on a Colab GPU and
+on a CPU in CI.
+
+``inference_options(precision, device)`` maps the command line's ``--precision`` to options: ``fp32`` (the
+default of ``track`` and ``demo``) is plain eager float32, so results never depend on whether the CPU has bf16;
+``bf16`` is bf16 autocast with BN folding and channels-last; ``auto`` is bf16 where training would use it
+(:func:`mpat_nb.precision.resolve_precision`).
 
 Defaults (``InferenceOptions()``: BN folding and channels-last on) come from ``benchmarks/bench_inference.py`` on
 a shared 2-core CPU (ratios in ``benchmarks/RESULTS.md``; SpatialNet tiny / small, one frame, one thread, CPU
@@ -58,8 +64,9 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck
 
 from mpat_nb.models.hourglass import Residual, Stem
+from mpat_nb.precision import resolve_precision
 
-#: Autocast names -> dtypes (CUDA only).
+#: Autocast names -> dtypes (bf16: CPU and CUDA; fp16: CUDA).
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 #: Module class -> (conv, BN) attribute pairs where the conv's output feeds that BN and nothing else.
@@ -77,8 +84,8 @@ class InferenceOptions:
     - ``channels_last``: NHWC weights (and so activations) [measured: 1.3x faster on a 2-core CPU].
     - ``fuse_batchnorm``: fold conv + BN pairs (see the module docstring); exact up to float rounding
       (``tests/test_inference.py``) [measured: alone within noise, with channels-last 1.4-1.6x on that CPU].
-    - ``autocast``: None, ``"bf16"`` or ``"fp16"``: CUDA autocast of the forward pass; ignored with a warning on
-      another device.
+    - ``autocast``: None, ``"bf16"`` or ``"fp16"``: autocast of the forward pass (bf16 on a CPU or CUDA, fp16 on
+      CUDA); ignored with a warning where the device cannot.
     - ``cudnn_benchmark``: let cuDNN time its convolution algorithms on the first call of each input shape
       (sets the process-wide ``torch.backends.cudnn.benchmark``); ignored with a warning off CUDA.
     - ``compile``: ``torch.compile`` the model (for a TemporalNet, its two branches). The first call of each
@@ -133,14 +140,25 @@ def prepare_for_inference(model: nn.Module, options: InferenceOptions = Inferenc
 @contextlib.contextmanager
 def inference_context(options: InferenceOptions | None = None,
                       device: torch.device | str = "cpu") -> Iterator[None]:
-    """``torch.inference_mode()``, plus CUDA autocast to ``options.autocast`` when set and ``device`` is CUDA."""
+    """``torch.inference_mode()``, plus autocast to ``options.autocast`` where ``device`` supports it."""
     options = options or InferenceOptions()
     device = torch.device(device)
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
-        if options.autocast and device.type == "cuda":
-            stack.enter_context(torch.autocast("cuda", dtype=options.autocast_dtype))
+        if _autocast_applies(options, device):
+            stack.enter_context(torch.autocast(device.type, dtype=options.autocast_dtype))
         yield
+
+
+def inference_options(precision: str = "fp32", device: torch.device | str = "cpu") -> InferenceOptions | None:
+    """The options of ``--precision``: None (plain eager float32) for ``fp32``; bf16 autocast with BN folding and
+    channels-last for ``bf16``, and for ``auto`` where :func:`mpat_nb.precision.resolve_precision` picks bf16."""
+    resolved = resolve_precision(precision, device)
+    return None if resolved.dtype is None else InferenceOptions(autocast=resolved.name)
+
+
+def _autocast_applies(options: InferenceOptions, device: torch.device) -> bool:
+    return options.autocast is not None and (device.type == "cuda" or (device.type == "cpu" and options.autocast == "bf16"))
 
 
 def fuse_conv_batchnorm(model: nn.Module) -> int:
@@ -192,12 +210,12 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _warn_cuda_only(options: InferenceOptions, device: torch.device) -> None:
-    ignored = [name for name, on in (("autocast", options.autocast is not None),
-                                     ("cudnn_benchmark", options.cudnn_benchmark)) if on]
-    if ignored and device.type != "cuda":
-        warnings.warn(f"InferenceOptions {', '.join(ignored)} apply to CUDA only; ignored on {device.type}",
-                      stacklevel=3)
+    ignored = [name for name, on in (("autocast", options.autocast is not None and not _autocast_applies(options, device)),
+                                     ("cudnn_benchmark", options.cudnn_benchmark and device.type != "cuda")) if on]
+    if ignored:
+        warnings.warn(f"InferenceOptions {', '.join(ignored)} cannot be used on {device.type} (autocast: bf16 on a "
+                      f"CPU or CUDA, fp16 on CUDA; cudnn_benchmark: CUDA); ignored", stacklevel=3)
 
 
 __all__ = ["AUTOCAST_DTYPES", "FOLDABLE_PAIRS", "InferenceOptions", "fuse_conv_batchnorm", "inference_context",
-           "prepare_for_inference"]
+           "inference_options", "prepare_for_inference"]

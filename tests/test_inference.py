@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mpat_nb.config import TEMPORAL_PRESETS, get_spatial_config
-from mpat_nb.inference import InferenceOptions, fuse_conv_batchnorm, inference_context, prepare_for_inference
+from mpat_nb.inference import InferenceOptions, fuse_conv_batchnorm, inference_context, inference_options, prepare_for_inference
 from mpat_nb.models.hourglass import Residual
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet
@@ -141,8 +141,8 @@ def test_options_validation():
 def test_cuda_only_options_are_ignored_with_a_warning_on_cpu():
     model = spatial_model()
     images = torch.rand(1, 3, 64, 64)
-    options = InferenceOptions(autocast="bf16", cudnn_benchmark=True)
-    with pytest.warns(UserWarning, match="autocast, cudnn_benchmark apply to CUDA only; ignored on cpu"):
+    options = InferenceOptions(autocast="fp16", cudnn_benchmark=True)
+    with pytest.warns(UserWarning, match="autocast, cudnn_benchmark cannot be used on cpu"):
         prepared = prepare_for_inference(model, options)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -151,6 +151,22 @@ def test_cuda_only_options_are_ignored_with_a_warning_on_cpu():
     assert heatmaps.dtype == torch.float32 and not torch.backends.cudnn.benchmark
     with torch.no_grad():
         torch.testing.assert_close(heatmaps, model(images).heatmaps, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_runs_on_the_cpu_and_precision_maps_to_options():
+    model = spatial_model()
+    images = torch.rand(1, 3, 64, 64)
+    options = inference_options("bf16", "cpu")
+    assert options == InferenceOptions(autocast="bf16") and inference_options("fp32", "cpu") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepared = prepare_for_inference(model, options)
+        with inference_context(options, "cpu"):
+            heatmaps = prepared(images).heatmaps
+    assert heatmaps.dtype == torch.bfloat16
+    with torch.no_grad():
+        reference = model(images).heatmaps
+    assert (heatmaps.float() - reference).abs().max() < 0.05 * reference.abs().max() + 1e-3
 
 
 def test_network_observer_with_fast_paths_matches_the_default():

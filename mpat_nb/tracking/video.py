@@ -36,12 +36,14 @@ def load_tracking_models(temporal_checkpoint: str | Path | None = None, spatial_
 def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint: str | Path | None = None,
                 spatial_checkpoint: str | Path | None = None, variant: str = "HE+TIE",
                 config: TrackerConfig = TrackerConfig(), pgg: bool = False, device: str | None = None,
-                fps: float = 10.0, max_frames: int | None = None, progress: bool = True) -> dict:
+                fps: float = 10.0, max_frames: int | None = None, precision: str = "fp32",
+                progress: bool = True) -> dict:
     """Track ``source`` and write the three outputs to ``out_dir``; returns the summary (also written).
 
     variant: one of :data:`mpat_nb.tracking.config.VARIANTS` (the baselines need no TemporalNet but use it if
     loaded). pgg: decode with Pose-Guided Grouping (KE + SIE, one iteration) instead of associative embedding.
-    max_frames: stop after this many frames (None: the whole video).
+    max_frames: stop after this many frames (None: the whole video). precision: ``fp32`` (plain eager float32),
+    ``bf16`` or ``auto`` (:func:`mpat_nb.inference.inference_options`).
     """
     from tqdm.auto import tqdm
 
@@ -49,6 +51,7 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
     from mpat_nb.data.formats import save_posetrack18
     from mpat_nb.data.video_io import iter_video, write_video
     from mpat_nb.decode import DecodeConfig
+    from mpat_nb.inference import inference_options
     from mpat_nb.tracking.pipeline import NetworkObserver, track_step
     from mpat_nb.tracking.trackers import make_tracker
     from mpat_nb.utils import atomic_write_text
@@ -58,9 +61,11 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
     frames = iter_video(source)                                     # raises now on a missing / unreadable source
     name = source.stem if source.is_file() else source.name
     spatial, temporal = load_tracking_models(temporal_checkpoint, spatial_checkpoint, device)
+    inference = inference_options(precision, next(spatial.parameters()).device)
     decode_config = (DecodeConfig(embedding="ke+sie", pgg_iterations=1, sie_bandwidth=ABLATION_SIE_BANDWIDTH)
                      if pgg else DecodeConfig())
-    observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=config.min_pose_score)
+    observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=config.min_pose_score,
+                               inference=inference)
     tracker = make_tracker(variant, config)
     video = Video(name)
     timings = {"network": [], "association": []}
