@@ -16,22 +16,25 @@ from typing import Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from mpat_nb.decode import DecodeConfig
+from mpat_nb.decode import DecodeConfig, tuned_decode_config
 
-#: delta_SIE of the ablation, a fraction of the output width [I: chosen for the shipped tiny checkpoints on
-#: *training*-seed crowd and interaction clips, 3 x 6 frames each (redo: python scripts/ablation_pgg.py
-#: --split train --offset 500000 --clips 3 --frames 6 --presets crowd interaction --sie-bandwidth B):
-#: their SIE is off by several output pixels, so DecodeConfig's default 6/128 (3 px on the 64 grid) splits people
-#: (KE+SIE 10.7 mAP there, KE only 24.7); 24/128 gives KE+SIE 23.6 and KE+SIE+PGG 23.9; 48/128 about the same].
-ABLATION_SIE_BANDWIDTH = 24.0 / 128
-
-#: The four groupings of the ablation, in the paper's order.
-ABLATION_DECODERS: dict[str, DecodeConfig] = {
-    "KE only (AE)": DecodeConfig(embedding="ke"),
-    "SIE only": DecodeConfig(embedding="sie", sie_bandwidth=ABLATION_SIE_BANDWIDTH),
-    "KE+SIE": DecodeConfig(embedding="ke+sie", sie_bandwidth=ABLATION_SIE_BANDWIDTH),
-    "KE+SIE+PGG": DecodeConfig(embedding="ke+sie", sie_bandwidth=ABLATION_SIE_BANDWIDTH, pgg_iterations=1),
+#: The four groupings of the ablation, in the paper's order (DecodeConfig fields; the bandwidths come from the
+#: model's tuning, :func:`ablation_decoders`).
+ABLATION_GROUPINGS: dict[str, dict] = {
+    "KE only (AE)": {"embedding": "ke"},
+    "SIE only": {"embedding": "sie"},
+    "KE+SIE": {"embedding": "ke+sie"},
+    "KE+SIE+PGG": {"embedding": "ke+sie", "pgg_iterations": 1},
 }
+
+#: delta_SIE values (fractions of the output width) that :func:`tune_sie_bandwidth` tries.
+SIE_BANDWIDTH_GRID = tuple(b / 128 for b in (6, 12, 18, 24, 32, 48))
+
+
+def ablation_decoders(model, **changes) -> dict[str, DecodeConfig]:
+    """The four groupings of :data:`ABLATION_GROUPINGS` for ``model``, with the bandwidths tuned for its weights
+    (``mpat_nb.decode.tuned_decode_config``) unless ``changes`` sets them."""
+    return {name: tuned_decode_config(model, **{**fields, **changes}) for name, fields in ABLATION_GROUPINGS.items()}
 
 
 @dataclass
@@ -47,12 +50,13 @@ class AblationRow:
 
 
 def grouping_ablation(models: Mapping[str, object], presets: Sequence[str] = ("crowd", "interaction", "mixed"), *,
-                      decoders: Mapping[str, DecodeConfig] = ABLATION_DECODERS, num_clips: int = 4,
+                      decoders: Mapping[str, DecodeConfig] | None = None, num_clips: int = 4,
                       num_frames: int = 8, size: int = 256, split: str = "val", offset: int = 0,
                       progress: bool = True) -> list[AblationRow]:
     """Decode the clips of every preset with every grouping, for every model.
 
-    models: name -> SpatialNet (eval mode). Clips come from the generator's seeds of ``split`` (default the
+    models: name -> SpatialNet (eval mode). decoders: grouping name -> DecodeConfig, the same for every model;
+    None: :func:`ablation_decoders` of each model (its tuned bandwidths). Clips come from the generator's seeds of ``split`` (default the
     validation seeds, which never overlap the training data; ``"train"`` with a large ``offset`` is for
     choosing decoding parameters without looking at the validation clips).
     """
@@ -62,7 +66,9 @@ def grouping_ablation(models: Mapping[str, object], presets: Sequence[str] = ("c
     from mpat_nb.train import predict_videos
 
     rows = []
-    jobs = [(preset, model_name, grouping) for preset in presets for model_name in models for grouping in decoders]
+    per_model = {name: dict(decoders) if decoders is not None else ablation_decoders(model) for name, model in models.items()}
+    jobs = [(preset, model_name, grouping) for preset in presets for model_name in models
+            for grouping in per_model[model_name]]
     clips_by_preset = {}
     for preset, model_name, grouping in tqdm(jobs, desc="ablation", disable=not progress):
         if preset not in clips_by_preset:
@@ -70,7 +76,7 @@ def grouping_ablation(models: Mapping[str, object], presets: Sequence[str] = ("c
                                        for seed in split_seeds(split, num_clips, offset)]
         clips = clips_by_preset[preset]
         gt = [clip.video for clip in clips]
-        predicted = predict_videos(models[model_name], clips, decoders[grouping])
+        predicted = predict_videos(models[model_name], clips, per_model[model_name][grouping])
         quality = grouping_quality(gt, predicted)
         rows.append(AblationRow(model_name, grouping, preset, float(evaluate(gt, predicted).total_map),
                                 quality.purity, quality.completeness))
@@ -94,3 +100,21 @@ def ablation_table(rows: Sequence[AblationRow]) -> str:
                                   if row else f"{'':20s}"))
         lines.append(f"{f'{model} / {grouping}':{width}s}" + "".join(cells))
     return "\n".join(lines)
+
+
+def tune_sie_bandwidth(model, grouping: str = "KE+SIE", presets: Sequence[str] = ("crowd", "interaction"), *,
+                       grid: Sequence[float] = SIE_BANDWIDTH_GRID, num_clips: int = 3, num_frames: int = 6,
+                       offset: int = 500_000, progress: bool = True) -> tuple[float, list[AblationRow]]:
+    """(best delta_SIE, the rows measured): the ``grid`` value whose ``grouping`` gives the highest mAP summed over
+    ``presets``, on *training* seeds from ``offset`` (never the validation clips the README reports).
+
+    Store the result in the checkpoint with ``mpat_nb.checkpoints.store_decode_tuning(path, {"sie_bandwidth": b})``
+    (``scripts/tune_decoding.py --write`` does both).
+    """
+    fields = ABLATION_GROUPINGS[grouping]
+    decoders = {f"{grouping} delta_SIE {b * 128:g}/128": tuned_decode_config(model, **fields, sie_bandwidth=b)
+                for b in grid}
+    rows = grouping_ablation({"model": model}, presets, decoders=decoders, num_clips=num_clips, num_frames=num_frames,
+                             split="train", offset=offset, progress=progress)
+    totals = {b: sum(row.total_map for row in rows if row.grouping == name) for b, name in zip(grid, decoders)}
+    return max(totals, key=totals.get), rows

@@ -3,7 +3,8 @@
 A checkpoint is a plain dict of tensors and Python primitives (so the safe unpickler accepts it):
 ``kind`` (e.g. "spatialnet"), ``preset`` and ``model_config`` (the architecture), ``model`` (state dict),
 optionally ``optimizer``, ``scheduler``, ``step``, ``rng`` (torch RNG state), ``train_config``,
-``metrics``, and ``versions`` (mpat_nb, torch) for the record.
+``metrics``, ``decode`` (SpatialNet: the decoding bandwidths tuned for these weights, :func:`decode_tuning`),
+and ``versions`` (mpat_nb, torch) for the record.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def shipped_checkpoint(name: str) -> Path:
 def export_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Copy a training checkpoint without its optimiser / scheduler / RNG state (for shipping).
 
-    Keeps the architecture, weights, training configuration, history and metrics, so a reader can see
-    how the weights were made; ``--resume`` needs the full training checkpoint instead.
+    Keeps the architecture, weights, training configuration, history, metrics and decoding tuning, so a reader
+    can see how the weights were made; ``--resume`` needs the full training checkpoint instead.
     """
     payload = load_checkpoint(source)
     kept = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler", "rng")}
@@ -92,3 +93,31 @@ def export_checkpoint(source: str | Path, target: str | Path) -> Path:
     with atomic_path(target) as tmp:
         torch.save(kept, tmp)
     return target
+
+
+#: Decoding settings a SpatialNet checkpoint may carry in its "decode" entry (mpat_nb.decode.DecodeConfig fields).
+TUNABLE_DECODING = ("ke_bandwidth", "sie_bandwidth")
+
+
+def decode_tuning(payload: dict, path: str | Path) -> dict[str, float]:
+    """The decoding bandwidths tuned for a SpatialNet checkpoint's weights (``payload["decode"]``; {} if none).
+
+    InputError naming the file for unknown keys or values that are not positive finite numbers.
+    """
+    tuning = payload.get("decode") or {}
+    unknown = sorted(set(tuning) - set(TUNABLE_DECODING)) if isinstance(tuning, dict) else ["(not a dict)"]
+    if unknown:
+        raise InputError(f"checkpoint {path}: unknown decoding settings {unknown} (known: {', '.join(TUNABLE_DECODING)})")
+    for key, value in tuning.items():
+        if not (isinstance(value, (int, float)) and 0 < float(value) < float("inf")):
+            raise InputError(f"checkpoint {path}: decoding setting {key} must be a positive number, got {value!r}")
+    return {key: float(value) for key, value in tuning.items()}
+
+
+def store_decode_tuning(path: str | Path, tuning: dict[str, float]) -> Path:
+    """Write ``tuning`` (e.g. ``{"sie_bandwidth": 0.1875}``) into a SpatialNet checkpoint's "decode" entry (atomically)."""
+    payload = load_checkpoint(path, kind="spatialnet")
+    payload["decode"] = decode_tuning({"decode": dict(tuning)}, path)
+    with atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)

@@ -40,6 +40,15 @@ class DecodeConfig:
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
 
+def tuned_decode_config(model: torch.nn.Module, **changes) -> DecodeConfig:
+    """``DecodeConfig(**changes)`` with the bandwidths tuned for ``model``'s weights where ``changes`` does not set
+    them (``SpatialNet.decode_tuning``, read from the checkpoint's "decode" entry; DecodeConfig's defaults if none).
+
+    E.g. ``tuned_decode_config(model, embedding="ke+sie", pgg_iterations=1)`` is how ``track --pgg`` decodes.
+    """
+    return DecodeConfig(**{**getattr(model, "decode_tuning", {}), **changes})
+
+
 @dataclass
 class Candidates:
     """One image's candidates. xy (K, M, 2) output pixels; scores (K, M); ke (K, M, E); sie (K, M, 2)."""

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mpat_nb import distributed
-from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint
+from mpat_nb.checkpoints import decode_tuning, load_checkpoint, load_weights, save_checkpoint
 from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
@@ -396,6 +396,7 @@ def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str 
     state = load_checkpoint(path, kind="spatialnet", preset=preset, map_location="cpu")
     model = load_weights(SpatialNet(get_spatial_config(state["preset"])), state["model"], path,
                          f"the {state['preset']!r} architecture")
+    model.decode_tuning = decode_tuning(state, path)
     return model.to(device).eval()
 
 

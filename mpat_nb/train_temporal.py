@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mpat_nb import distributed
-from mpat_nb.checkpoints import load_checkpoint, load_weights, save_checkpoint, shipped_checkpoint
+from mpat_nb.checkpoints import decode_tuning, load_checkpoint, load_weights, save_checkpoint, shipped_checkpoint
 from mpat_nb.config import (MAX_FRAME_GAP, TEMPORAL_LOSS_WEIGHTS, TemporalNetConfig, get_spatial_config,
                             get_temporal_config)
 from mpat_nb.data.augment import AugmentConfig
@@ -231,6 +231,7 @@ def load_frozen_spatialnet(path: str | Path, model_config: TemporalNetConfig | s
     state = load_checkpoint(path, kind="spatialnet", map_location="cpu")
     spatial = load_weights(SpatialNet(get_spatial_config(state["model_config"])), state["model"], path,
                            "its recorded SpatialNet architecture")
+    spatial.decode_tuning = decode_tuning(state, path)
     try:
         model_config.check_spatial(spatial.config)
     except InputError as error:

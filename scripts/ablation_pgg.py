@@ -11,12 +11,11 @@ stage ("PGG-tuned"); every row of one model decodes the same detections.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import torch
 
-from mpat_nb.ablation import ABLATION_DECODERS, ablation_table, grouping_ablation
+from mpat_nb.ablation import ablation_decoders, ablation_table, grouping_ablation
 from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.train import load_spatialnet
 
@@ -33,22 +32,22 @@ def main() -> None:
                         help="generator seeds to use; default: val (use train with --offset to tune decoding)")
     parser.add_argument("--offset", type=int, default=0, help="first seed of the split to use; default: 0")
     parser.add_argument("--sie-bandwidth", type=float, default=None,
-                        help="delta_SIE (fraction of the output width) for the SIE rows; default: "
-                             "mpat_nb.ablation.ABLATION_SIE_BANDWIDTH")
+                        help="delta_SIE (fraction of the output width) for the SIE rows of both models; default: "
+                             "each checkpoint's tuned value (scripts/tune_decoding.py)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
     models = {"base": load_spatialnet(args.base or shipped_checkpoint("spatialnet_tiny.pt")),
               "PGG-tuned": load_spatialnet(args.tuned or shipped_checkpoint("spatialnet_tiny_pgg.pt"))}
-    decoders = ABLATION_DECODERS
-    if args.sie_bandwidth is not None:
-        decoders = {name: dataclasses.replace(config, sie_bandwidth=args.sie_bandwidth)
-                    for name, config in ABLATION_DECODERS.items()}
-    rows = grouping_ablation(models, args.presets, decoders=decoders, num_clips=args.clips, num_frames=args.frames,
-                             split=args.split, offset=args.offset)
-    bandwidth = decoders["KE+SIE"].sie_bandwidth
+    changes = {} if args.sie_bandwidth is None else {"sie_bandwidth": args.sie_bandwidth}
+    decoders = {name: ablation_decoders(model, **changes) for name, model in models.items()}
+    rows = []
+    for name, model in models.items():
+        rows += grouping_ablation({name: model}, args.presets, decoders=decoders[name], num_clips=args.clips,
+                                  num_frames=args.frames, split=args.split, offset=args.offset)
+    bandwidths = ", ".join(f"{name} {decoders[name]['KE+SIE'].sie_bandwidth * 128:g}/128" for name in models)
     print(f"{args.split} seeds from offset {args.offset}, {args.clips} clips x {args.frames} frames per preset, "
-          f"delta_SIE = {bandwidth * 128:g}/128 of the width; mAP and grouping purity / completeness in %")
+          f"delta_SIE ({bandwidths} of the width); mAP and grouping purity / completeness in %")
     print(ablation_table(rows))
     if args.json:
         with open(args.json, "w") as handle:

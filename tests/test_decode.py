@@ -66,3 +66,30 @@ def test_poses_map_back_through_the_letterbox():
     person = poses_to_people(pose, (400, 200), INPUT, OUTPUT)[0]
     np.testing.assert_allclose(person.joints[:, :2], np.tile([199.5, 99.5], (15, 1)), atol=1e-9)
     assert person.scores.max() == pytest.approx(0.9)
+
+
+def test_tuned_bandwidths_travel_with_the_checkpoint(tmp_path):
+    """store_decode_tuning writes the checkpoint's "decode" entry; the loaders read it and tuned_decode_config
+    uses it unless the caller sets the field; a bad entry is refused with the file named."""
+    import dataclasses as _dataclasses
+
+    from mpat_nb.checkpoints import save_checkpoint, store_decode_tuning
+    from mpat_nb.config import get_spatial_config
+    from mpat_nb.decode import DecodeConfig, tuned_decode_config
+    from mpat_nb.models.spatialnet import SpatialNet
+    from mpat_nb.train import load_spatialnet
+    from mpat_nb.utils import InputError
+
+    config = get_spatial_config("tiny")
+    path = save_checkpoint(tmp_path / "s.pt", kind="spatialnet", model=SpatialNet(config), model_config=config)
+    assert load_spatialnet(path).decode_tuning == {}
+    assert tuned_decode_config(load_spatialnet(path)) == DecodeConfig()
+    store_decode_tuning(path, {"sie_bandwidth": 0.25})
+    model = load_spatialnet(path)
+    assert tuned_decode_config(model, embedding="ke+sie") == DecodeConfig(embedding="ke+sie", sie_bandwidth=0.25)
+    assert tuned_decode_config(model, sie_bandwidth=0.1).sie_bandwidth == 0.1          # the caller wins
+    with pytest.raises(InputError, match="s.pt: unknown decoding settings"):
+        store_decode_tuning(path, {"top_k": 3})
+    with pytest.raises(InputError, match="must be a positive number"):
+        store_decode_tuning(path, {"sie_bandwidth": -1.0})
+    assert _dataclasses.asdict(tuned_decode_config(load_spatialnet(path)))["sie_bandwidth"] == 0.25

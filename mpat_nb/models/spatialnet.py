@@ -94,6 +94,9 @@ class SpatialNet(nn.Module):
         # Fixed input normalisation; not persistent, so checkpoints hold only learned weights.
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        # Decoding bandwidths tuned for these weights (a checkpoint's "decode" entry, set by the loaders:
+        # mpat_nb.checkpoints.decode_tuning); empty: DecodeConfig's defaults. Read by decode.tuned_decode_config.
+        self.decode_tuning: dict[str, float] = {}
         self._init_heatmap_heads()
 
     def _init_heatmap_heads(self) -> None:

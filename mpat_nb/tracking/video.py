@@ -47,10 +47,9 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
     """
     from tqdm.auto import tqdm
 
-    from mpat_nb.ablation import ABLATION_SIE_BANDWIDTH
     from mpat_nb.data.formats import save_posetrack18
     from mpat_nb.data.video_io import iter_video, write_video
-    from mpat_nb.decode import DecodeConfig
+    from mpat_nb.decode import tuned_decode_config
     from mpat_nb.inference import inference_options
     from mpat_nb.tracking.pipeline import NetworkObserver, track_step
     from mpat_nb.tracking.trackers import make_tracker
@@ -62,8 +61,8 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
     name = source.stem if source.is_file() else source.name
     spatial, temporal = load_tracking_models(temporal_checkpoint, spatial_checkpoint, device)
     inference = inference_options(precision, next(spatial.parameters()).device)
-    decode_config = (DecodeConfig(embedding="ke+sie", pgg_iterations=1, sie_bandwidth=ABLATION_SIE_BANDWIDTH)
-                     if pgg else DecodeConfig())
+    decode_config = (tuned_decode_config(spatial, embedding="ke+sie", pgg_iterations=1) if pgg
+                     else tuned_decode_config(spatial))
     observer = NetworkObserver(spatial, temporal, decode_config, min_pose_score=config.min_pose_score,
                                inference=inference)
     tracker = make_tracker(variant, config)

@@ -223,12 +223,12 @@ print(f"{gt_frame.file_name}: {len(gt_frame.people)} people, image {image.shape}
 from mpat_nb.codec import joints_to_output_coords
 from mpat_nb.data.augment import NO_AUGMENTATION, augment_image, augment_joints
 from mpat_nb.data.datasets import people_to_arrays
-from mpat_nb.ablation import ABLATION_SIE_BANDWIDTH
-from mpat_nb.decode import DecodeConfig, extract_candidates, model_maps
+from mpat_nb.decode import DecodeConfig, extract_candidates, model_maps, tuned_decode_config
 
-# delta_SIE: the shipped tiny model's SIE is off by several output pixels, so we use the ablation's wider
-# bandwidth (chosen on training-seed clips, see mpat_nb/ablation.py) instead of DecodeConfig's default 6/128.
-decode_config = DecodeConfig(embedding="ke+sie", sie_bandwidth=ABLATION_SIE_BANDWIDTH)
+# delta_SIE: the checkpoint carries the bandwidth tuned for its weights on training-seed clips
+# (scripts/tune_decoding.py); tuned_decode_config reads it instead of DecodeConfig's default 6/128.
+decode_config = tuned_decode_config(model, embedding="ke+sie")
+print(f"delta_SIE tuned for this checkpoint: {decode_config.sie_bandwidth * 128:g}/128 of the output width")
 letterboxed = augment_image(image, NO_AUGMENTATION, (INPUT, INPUT))                           # (S, S, 3)
 image_tensor = torch.from_numpy(letterboxed).permute(2, 0, 1)[None].float().div(255).to(device)
 with torch.no_grad():
@@ -334,7 +334,7 @@ from mpat_nb.viz import draw_frame, draw_people, frame_strip
 from mpat_nb.widgets import show_image
 
 AE_DECODE = DecodeConfig(embedding="ke")
-PGG_DECODE = DecodeConfig(embedding="ke+sie", sie_bandwidth=ABLATION_SIE_BANDWIDTH, pgg_iterations=1)
+PGG_DECODE = tuned_decode_config(model, embedding="ke+sie", pgg_iterations=1)
 found_ae = predict_people(base_model, [image], AE_DECODE)[0]
 found_pgg = predict_people(model, [image], PGG_DECODE)[0]
 show_image(frame_strip([draw_frame(image, gt_frame), draw_people(image, found_ae), draw_people(image, found_pgg)],
