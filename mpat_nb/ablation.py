@@ -118,3 +118,58 @@ def tune_sie_bandwidth(model, grouping: str = "KE+SIE", presets: Sequence[str] =
                              split="train", offset=offset, progress=progress)
     totals = {b: sum(row.total_map for row in rows if row.grouping == name) for b, name in zip(grid, decoders)}
     return max(totals, key=totals.get), rows
+
+
+def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequence[int] = (0, 1, 3),
+                   match_radius: float = 1.5) -> dict[int, "Separation"]:
+    """Between / within-person separation of the detected joints' KE + SIE embeddings after R PGG iterations.
+
+    For every frame of ``clips``: the candidates above the detection threshold (``decode_config``'s bandwidths and
+    thresholds), each owned by the GT person whose same joint lies within ``match_radius`` output pixels;
+    :func:`mpat_nb.grouping_quality.embedding_separation` of [ke / delta_KE, sie / (delta_SIE W)] (Eq. 2) after
+    R = 0, 1, 3 ... iterations, averaged over the frames with two people or more. Returns {R: Separation}.
+    """
+    import numpy as np
+    import torch
+
+    from mpat_nb.codec import joints_to_output_coords
+    from mpat_nb.data.augment import NO_AUGMENTATION, augment_image, augment_joints
+    from mpat_nb.data.datasets import people_to_arrays
+    from mpat_nb.decode import extract_candidates, model_maps
+    from mpat_nb.grouping_quality import Separation, embedding_separation
+    from mpat_nb.models.pgg import PoseGuidedGrouping
+
+    size_in, size_out = model.config.input_size, model.config.output_size
+    device = next(model.parameters()).device
+    found: dict[int, list] = {r: [] for r in iterations}
+    for clip in clips:
+        for image, gt_frame in zip(clip.frames, clip.video.frames):
+            square = augment_image(image, NO_AUGMENTATION, (size_in, size_in))                     # (S, S, 3)
+            tensor = torch.from_numpy(square).permute(2, 0, 1)[None].float().div(255).to(device)
+            with torch.no_grad():
+                maps = model_maps(model.eval(), tensor)
+            candidates = extract_candidates(maps["heatmaps"], maps["ke"], maps["svf"], decode_config)[0]
+            detected = candidates.scores > decode_config.grouping.detection_threshold             # (K, M)
+            gt_joints, _, _ = people_to_arrays(gt_frame.people)                                   # (N, K, 3)
+            if len(gt_joints) < 2 or detected.sum() < 4:
+                continue
+            source = (image.shape[1], image.shape[0])
+            gt_out = joints_to_output_coords(augment_joints(gt_joints, NO_AUGMENTATION, source, (size_in, size_in)),
+                                             size_in, size_out)                                   # (N, K, 3)
+            distance = np.linalg.norm(candidates.xy[None] - gt_out[:, :, None, :2], axis=-1)     # (N, K, M)
+            distance = np.where(gt_out[:, :, None, 2] > 0, distance, np.inf)
+            owner = np.where(distance.min(axis=0) < match_radius, distance.argmin(axis=0), -1)[detected]   # (M',)
+            ke = torch.as_tensor(candidates.ke[detected], dtype=torch.float32)[None]               # (1, M', E)
+            sie = torch.as_tensor(candidates.sie[detected], dtype=torch.float32)[None]             # (1, M', 2)
+            valid = torch.ones(ke.shape[:2], dtype=torch.bool)
+            for r in iterations:
+                pgg = PoseGuidedGrouping(iterations=r, ke_bandwidth=decode_config.ke_bandwidth,
+                                         sie_bandwidth=decode_config.sie_bandwidth)
+                with torch.no_grad():
+                    embeddings = pgg(ke, sie, valid, size_out).embeddings[0].numpy()               # (M', E + 2)
+                separation = embedding_separation(embeddings, owner)
+                if np.isfinite(separation.ratio):
+                    found[r].append(separation)
+    return {r: Separation(*(float(np.mean([getattr(s, f) for s in values])) if values else float("nan")
+                            for f in ("within", "between", "ratio")))
+            for r, values in found.items()}

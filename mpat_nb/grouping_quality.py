@@ -92,3 +92,36 @@ def _contingency(owner: np.ndarray, num_gt: int) -> np.ndarray:
     rows, joints = np.nonzero(owner >= 0)
     np.add.at(counts, (rows, owner[rows, joints]), 1)
     return counts
+
+
+@dataclass
+class Separation:
+    """How far apart the people's embeddings are, against how spread each person's own are.
+
+    within: mean distance of a joint's embedding to its person's mean; between: median over people of the
+    distance from a person's mean to the nearest other person's mean; ratio = between / within (> 1: the people
+    stay apart; near 0: different people have merged, whatever ``within`` says). NaN with fewer than two people.
+    """
+
+    within: float
+    between: float
+    ratio: float
+
+
+def embedding_separation(embeddings: np.ndarray, owners: np.ndarray) -> Separation:
+    """Separation of the points ``embeddings`` (M, D) owned by people ``owners`` (M,) (-1: no person, ignored).
+
+    Only people with at least two points count. A grouping step that shrinks every person's cluster but also
+    pulls people onto each other lowers ``within`` *and* ``between``; the ratio shows which wins.
+    """
+    embeddings, owners = np.asarray(embeddings, dtype=np.float64), np.asarray(owners)
+    people = [n for n in np.unique(owners) if n >= 0 and (owners == n).sum() >= 2]
+    if len(people) < 2:
+        return Separation(float("nan"), float("nan"), float("nan"))
+    means = np.stack([embeddings[owners == n].mean(axis=0) for n in people])               # (P, D)
+    within = float(np.mean([np.linalg.norm(embeddings[owners == n] - mean, axis=1).mean()
+                            for n, mean in zip(people, means)]))
+    gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)                           # (P, P)
+    np.fill_diagonal(gaps, np.inf)
+    between = float(np.median(gaps.min(axis=1)))
+    return Separation(within, between, between / within if within > 0 else float("inf"))

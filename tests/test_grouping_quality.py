@@ -64,3 +64,23 @@ def test_wrong_joints_do_not_count_and_empty_is_nan():
         grouping_quality(_video([[_person(0.0, head=False)]]), _video([[_person(0.0)]]))
     with pytest.raises(ValueError, match="frames"):
         grouping_quality(GT, _video([[], []]))
+
+
+def test_separation_sees_people_merge_where_the_spread_alone_improves():
+    from mpat_nb.grouping_quality import embedding_separation
+
+    rng = np.random.default_rng(0)
+    owners = np.repeat([0, 1, 2], 5)                                                  # 3 people, 5 joints each
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    apart = centres[owners] + rng.normal(0, 0.5, (15, 2))
+    separation = embedding_separation(apart, owners)
+    assert separation.ratio > 4 and separation.between == pytest.approx(4.0, abs=1.0)
+    merged = 0.05 * apart                                                             # every cluster shrinks ...
+    shrunk = embedding_separation(merged, owners)
+    assert shrunk.within < separation.within                                          # ... so the spread "improves"
+    assert shrunk.ratio == pytest.approx(separation.ratio)                            # but nothing got apart
+    collapsed = apart.copy()
+    collapsed[owners == 1] = apart[owners == 0] + 0.01                               # person 1 lands on person 0
+    assert embedding_separation(collapsed, owners).ratio < 0.5 * separation.ratio
+    assert np.isnan(embedding_separation(apart[:5], owners[:5]).ratio)               # one person: undefined
+    assert embedding_separation(np.vstack([apart, [[9, 9]]]), np.append(owners, -1)).ratio == separation.ratio
