@@ -204,6 +204,10 @@ class TemporalNetConfig:
       SpatialNet width]; ``tie_hourglass_depth`` / ``tie_increase``: the one hourglass stage [Supp; I: as
       SpatialNet's]; ``tie_head_convs``: 3x3 conv-BN-ReLU layers before the 1x1 prediction [Supp: "a few";
       I: 2].
+    - ``tie_residual``: predict T = v^(t-1) + dT and T' = v^(t) + dT' (SpatialNet's SVF of the frame the field
+      lives on, plus a learned correction, the last conv starting at zero) instead of T and T' directly
+      [I: the paper predicts the fields directly; T*(p) = c^(t) - p is the SVF target c^(t-1) - p plus the
+      person's motion, so the residual starts at "nobody moves, as SpatialNet sees it" and learns the motion].
     - ``description``: one line for tables and ``--help``.
     """
 
@@ -220,6 +224,7 @@ class TemporalNetConfig:
     tie_hourglass_depth: int = 4
     tie_increase: int = 128
     tie_head_convs: int = 2
+    tie_residual: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -284,7 +289,8 @@ TEMPORAL_PRESETS: dict[str, TemporalNetConfig] = {
         name="tiny", spatial_preset="tiny", feature_channels=96,
         roi_size=(16, 8), he_stage_blocks=(1, 1, 3), he_stage_planes=(16, 32, 64), he_stage_strides=(1, 2, 2),
         mid_level_dim=128, tie_channels=64, tie_hourglass_depth=4, tie_increase=32, tie_head_convs=1,
-        description="a 2-core CPU and CI: 384-d HE (1/8-width ResNet stages), 64-ch TIE, reads SpatialNet tiny",
+        tie_residual=True,
+        description="a 2-core CPU and CI: 384-d HE (1/8-width ResNet stages), 64-ch residual TIE, reads SpatialNet tiny",
     ),
 }
 

@@ -412,3 +412,28 @@ def test_people_entering_and_leaving_at_the_border():
     assert out.human_embedding_previous[0].shape == (2, MICRO.human_embedding_dim)
     assert out.human_embedding_current[0].shape == (0, MICRO.human_embedding_dim)
     assert torch.isfinite(out.human_embedding_previous[0]).all()
+
+
+def test_residual_tie_starts_at_the_svf_and_old_configs_predict_directly():
+    """tie_residual: T = v^(t-1) + dT, T' = v^(t) + dT' with dT = 0 at initialisation ("nobody moves" as SpatialNet
+    sees it); a recorded config without the field (checkpoints before it existed) is the direct prediction."""
+    import dataclasses as _dataclasses
+
+    from mpat_nb.config import get_temporal_config
+    from mpat_nb.models.temporalnet import TemporalInstanceBranch
+
+    config = get_temporal_config("tiny")
+    assert config.tie_residual and not get_temporal_config("paper").tie_residual
+    recorded = {k: v for k, v in _dataclasses.asdict(config).items() if k != "tie_residual"}
+    assert get_temporal_config(recorded).tie_residual is False
+    torch.manual_seed(0)
+    tie = TemporalInstanceBranch(config).eval()
+    c, k = config.feature_channels, config.num_joints
+    inputs = [torch.randn(2, c, 16, 16), torch.rand(2, k, 16, 16), torch.randn(2, 2, 16, 16)] * 2
+    inputs[5] = torch.randn(2, 2, 16, 16)                                            # another SVF for frame t
+    with torch.no_grad():
+        forward, backward = tie(*inputs)
+    assert torch.equal(forward, inputs[2]) and torch.equal(backward, inputs[5])
+    direct = TemporalInstanceBranch(_dataclasses.replace(config, tie_residual=False)).eval()
+    with torch.no_grad():
+        assert not torch.equal(direct(*inputs)[0], inputs[2])

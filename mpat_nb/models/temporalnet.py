@@ -182,6 +182,9 @@ class TemporalInstanceBranch(nn.Module):
                                                    nn.BatchNorm2d(width), nn.ReLU(inplace=True))
                                      for _ in range(config.tie_head_convs)))
         self.predict = nn.Conv2d(width, 4, 1)                                       # [T_x, T_y, T'_x, T'_y]
+        if config.tie_residual:               # start at T = v^(t-1), T' = v^(t): "nobody moves" (config.py)
+            nn.init.zeros_(self.predict.weight)
+            nn.init.zeros_(self.predict.bias)
 
     def forward(self, features_previous: torch.Tensor, heatmaps_previous: torch.Tensor, svf_previous: torch.Tensor,
                 features_current: torch.Tensor, heatmaps_current: torch.Tensor,
@@ -191,6 +194,8 @@ class TemporalInstanceBranch(nn.Module):
         x = self.reduce(torch.cat(inputs, dim=1))                                   # (B, width, H, W)
         x = self.convs(self.hourglass(x))                                           # (B, width, H, W)
         tvf = self.predict(x)                                                       # (B, 4, H, W)
+        if self.config.tie_residual:
+            return svf_previous + tvf[:, :2], svf_current + tvf[:, 2:]              # T = v^(t-1) + dT, T' = v^(t) + dT'
         return tvf[:, :2], tvf[:, 2:]                                               # T (t-1 -> t), T' (t -> t-1)
 
     def _check(self, inputs: list[torch.Tensor]) -> None:
