@@ -64,7 +64,8 @@ def main() -> None:
 
         def train_step():
             model.train()
-            output = model(previous, current, batch.boxes_previous, batch.boxes_current)
+            output = model(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
+                           batch.images_current)
             loss = temporal_loss(output, batch.identities("previous"), batch.identities("current"), batch.tvf)["total"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

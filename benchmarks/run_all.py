@@ -45,6 +45,9 @@ BENCHMARKS: dict[str, tuple[str, str, list[str], list[str], dict[str, str]]] = {
                           "data / step", ["--batch", "2", "--repeats", "2"], [], {}),
     "bench_tracking": ("bench_tracking", "tracker association per frame for 2-128 people: cost vs Hungarian, growth",
                        ["--repeats", "3"], ["--repeats", "10"], {}),
+    "bench_pipeline": ("bench_pipeline", "whole tracking pipeline (networks + decoding + association) frames/s with "
+                       "the shipped tiny models: fp32, fp32 fast paths, bf16; bf16's pose agreement",
+                       ["--frames", "20"], ["--frames", "40"], {}),
     "bench_synth": ("bench_synth", "synthetic frames/s on one core",
                     ["--clips", "1", "--frames", "10", "--repeats", "1", "--presets", "easy,mixed"], [], {}),
     "profile_train_step": ("profile_train_step", "torch.profiler of one tiny SpatialNet train step: phases, top 5 ops",

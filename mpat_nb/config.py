@@ -208,6 +208,9 @@ class TemporalNetConfig:
       lives on, plus a learned correction, the last conv starting at zero) instead of T and T' directly
       [I: the paper predicts the fields directly; T*(p) = c^(t) - p is the SVF target c^(t-1) - p plus the
       person's motion, so the residual starts at "nobody moves, as SpatialNet sees it" and learns the motion].
+    - ``he_image_input``: HE also reads the RGB pixels of each box (RoI-Align on the normalised input image,
+      3 more channels into res3) [I: the paper's HE reads only the shared features; a small SpatialNet trained
+      for pose keeps little colour in its features, and colour is what tells synthetic people apart].
     - ``description``: one line for tables and ``--help``.
     """
 
@@ -225,6 +228,7 @@ class TemporalNetConfig:
     tie_increase: int = 128
     tie_head_convs: int = 2
     tie_residual: bool = False
+    he_image_input: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -289,8 +293,9 @@ TEMPORAL_PRESETS: dict[str, TemporalNetConfig] = {
         name="tiny", spatial_preset="tiny", feature_channels=96,
         roi_size=(16, 8), he_stage_blocks=(1, 1, 3), he_stage_planes=(16, 32, 64), he_stage_strides=(1, 2, 2),
         mid_level_dim=128, tie_channels=64, tie_hourglass_depth=4, tie_increase=32, tie_head_convs=1,
-        tie_residual=True,
-        description="a 2-core CPU and CI: 384-d HE (1/8-width ResNet stages), 64-ch residual TIE, reads SpatialNet tiny",
+        tie_residual=True, he_image_input=True,
+        description="a 2-core CPU and CI: 384-d HE (1/8-width ResNet stages, features + RGB), 64-ch residual TIE, "
+                    "reads SpatialNet tiny",
     ),
 }
 

@@ -149,7 +149,8 @@ def pair_metrics(spatial: torch.nn.Module, temporal: torch.nn.Module, batches: I
     for batch in batches:
         batch = batch.to(device)
         previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
-        output = temporal(previous, current, batch.boxes_previous, batch.boxes_current)
+        output = temporal(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
+                          batch.images_current)
         ids_previous, ids_current = batch.identities("previous"), batch.identities("current")
         losses = temporal_loss(output, ids_previous, ids_current, batch.tvf)
         size = len(batch.frame_gap)
@@ -380,7 +381,8 @@ def _embed(spatial: torch.nn.Module, temporal: torch.nn.Module, frames: list[_Fr
     for start in range(0, len(frames), batch_size):
         chunk = frames[start:start + batch_size]
         embeddings = temporal.human_embedding(torch.stack([f.features for f in chunk]).to(device),
-                                              [f.people.boxes.to(device) for f in chunk])
+                                              [f.people.boxes.to(device) for f in chunk],
+                                              torch.stack([f.image for f in chunk]).to(device))
         for frame, embedding in zip(chunk, embeddings):
             frame.human_embedding = embedding.float().cpu()
             frame.histogram = colour_histograms(frame.image, frame.people.boxes, stride=stride)

@@ -144,7 +144,8 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
         with precision.autocast():
             previous, current = frozen_spatial_outputs(spatial, precision.images(batch.images_previous),
                                                        precision.images(batch.images_current))
-            output = trained(previous, current, batch.boxes_previous, batch.boxes_current)
+            output = trained(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
+                             batch.images_current)
         losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
                                batch.tvf)                                                     # float32
         losses = balance_pooled_tvf(losses, batch.tvf)                                       # no-op in one process

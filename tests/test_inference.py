@@ -48,14 +48,15 @@ def temporal_inputs(batch: int = 2, seed: int = 1):
                      torch.rand(batch, NUM_JOINTS, 16, 16, generator=generator),
                      torch.randn(batch, 2, 16, 16, generator=generator))
     boxes = [torch.tensor([[1.0, 2.0, 7.5, 13.0], [6.0, 0.5, 14.0, 15.0]]) for _ in range(batch)]
-    return frame(), frame(), boxes
+    images = torch.rand(batch, 3, 64, 64, generator=generator)                      # the frames (HE reads RGB too)
+    return frame(), frame(), boxes, images
 
 
 def run_temporal(model: TemporalNet, inputs):
-    previous, current, boxes = inputs
+    previous, current, boxes, images = inputs
     with inference_context():
         forward, backward = model.temporal_instance(*previous, *current)
-        embeddings = model.human_embedding(previous[0], boxes)
+        embeddings = model.human_embedding(previous[0], boxes, images)
     return forward, backward, torch.cat(embeddings)
 
 

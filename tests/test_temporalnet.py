@@ -25,7 +25,7 @@ K = NUM_JOINTS
 #: tiny widths at hourglass depth 2 (grid multiple of 4): milliseconds per forward where the preset is not the point
 MICRO = dataclasses.replace(TEMPORAL_PRESETS["tiny"], name="micro", feature_channels=8, roi_size=(8, 4),
                             he_stage_planes=(4, 4, 8), mid_level_dim=16, tie_channels=8, tie_hourglass_depth=2,
-                            tie_increase=4)
+                            tie_increase=4, he_image_input=False)      # features only (the RGB input: its own test)
 
 
 def fake_spatial(batch, channels, height, width, seed=0):
@@ -74,7 +74,8 @@ def test_tiny_preset_shapes_with_empty_and_single_person_frames():
     previous, current = fake_spatial(2, 96, 32, 32, 0), fake_spatial(2, 96, 32, 32, 1)
     boxes_previous = [torch.tensor([[2.0, 3.0, 12.0, 25.0], [15.5, 0.5, 30.5, 31.0]]), torch.zeros(0, 4)]
     boxes_current = [torch.tensor([[4.0, 4.0, 14.0, 28.0]]), torch.zeros(0, 4)]
-    out = model(previous, current, boxes_previous, boxes_current)
+    images_previous, images_current = torch.rand(2, 3, 128, 128), torch.rand(2, 3, 128, 128)     # the RGB frames
+    out = model(previous, current, boxes_previous, boxes_current, images_previous, images_current)
     assert isinstance(out, TemporalNetOutput)
     dim = config.human_embedding_dim
     assert [tuple(e.shape) for e in out.human_embedding_previous] == [(2, dim), (0, dim)]
@@ -145,6 +146,11 @@ def test_bad_boxes_and_mismatched_frames_name_the_fix():
         model.human_embedding(previous.features, torch.zeros(2, 4))
     with pytest.raises(ValueError, match="96, H, W"):
         TemporalNet("tiny").human_embedding(previous.features, [torch.zeros(0, 4)])
+    tiny_features = torch.zeros(1, 96, 16, 16)
+    with pytest.raises(ValueError, match="reads the RGB input images too"):
+        TemporalNet("tiny").human_embedding(tiny_features, [torch.zeros(0, 4)])
+    with pytest.raises(ValueError, match="reads the RGB input images too"):                     # not the same frame
+        TemporalNet("tiny").human_embedding(tiny_features, [torch.zeros(0, 4)], torch.zeros(1, 3, 64, 32))
 
 
 def test_temporal_instance_embedding_is_pixel_plus_tvf():
@@ -437,3 +443,23 @@ def test_residual_tie_starts_at_the_svf_and_old_configs_predict_directly():
     direct = TemporalInstanceBranch(_dataclasses.replace(config, tie_residual=False)).eval()
     with torch.no_grad():
         assert not torch.equal(direct(*inputs)[0], inputs[2])
+
+
+def test_he_image_input_reads_each_boxs_own_colours():
+    """With he_image_input the RGB pixels under a box change its embedding, and pixels outside it do not."""
+    config = get_temporal_config("tiny")
+    torch.manual_seed(0)
+    branch = TemporalNet(config).human_embedding.eval()
+    features = torch.randn(1, 96, 16, 16)
+    box = [torch.tensor([[2.0, 2.0, 6.0, 9.0]])]                     # grid pixels 2..6 x 2..9 = input 8..27 x 8..39
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        base = branch(features, box, images)[0]
+        outside = images.clone()
+        outside[..., 48:, 48:] = 0.0                                  # far from the box
+        inside = images.clone()
+        inside[..., 12:36, 10:26] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)   # paint the person red
+        assert torch.allclose(branch(features, box, outside)[0], base, atol=1e-6)
+        assert not torch.allclose(branch(features, box, inside)[0], base, atol=1e-3)
+    regions = branch.roi_features(features, box, images)
+    assert regions.shape == (1, 96 + 3, *config.roi_size)

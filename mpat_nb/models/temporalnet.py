@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, conv1x1
 from torchvision.ops import roi_align
 
-from mpat_nb.config import SVF_NORMALISER, TemporalNetConfig, get_temporal_config
+from mpat_nb.config import IMAGE_MEAN, IMAGE_STD, SVF_NORMALISER, TemporalNetConfig, get_temporal_config
 from mpat_nb.models.hourglass import Hourglass, conv_bn_relu
 from mpat_nb.utils import InputError
 
@@ -75,13 +75,15 @@ class HumanEmbeddingBranch(nn.Module):
 
     config: a :class:`TemporalNetConfig` or preset name. resnet50_weights: optional path of a torchvision
     ResNet-50 state dict (see :meth:`load_resnet50`); default: train from scratch.
-    forward(features (B, C, H, W), boxes: B tensors (N_b, 4)) -> B tensors (N_b, D).
+    forward(features (B, C, H, W), boxes: B tensors (N_b, 4), images (B, 3, S, S) in [0, 1] or None) -> B tensors
+    (N_b, D). With ``config.he_image_input`` the images are required: each box's RGB pixels, RoI-Aligned on the
+    normalised input image at its own resolution, join the features as 3 more channels.
     """
 
     def __init__(self, config: TemporalNetConfig | str = "tiny", resnet50_weights: str | Path | None = None):
         super().__init__()
         self.config = config = get_temporal_config(config)
-        inplanes = config.feature_channels
+        inplanes = config.feature_channels + (3 if config.he_image_input else 0)
         for name, blocks, planes, stride in zip(RESNET50_STAGES, config.he_stage_blocks, config.he_stage_planes,
                                                 config.he_stage_strides):
             setattr(self, name, _resnet_stage(inplanes, planes, blocks, stride))      # self.res3, res4, res5
@@ -93,24 +95,46 @@ class HumanEmbeddingBranch(nn.Module):
         self.mid_level = nn.Linear(2 * config.high_level_dim, config.mid_level_dim)
         if resnet50_weights is not None:
             self.load_resnet50(resnet50_weights)
+        # Fixed input normalisation of the RGB boxes (SpatialNet's); not persistent: checkpoints hold learned weights.
+        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
 
-    def roi_features(self, features: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
-        """RoI-Align every box: features (B, C, H, W), B tensors (N_b, 4) -> (sum N_b, C, h, w), h x w = roi_size.
+    def roi_features(self, features: torch.Tensor, boxes: Sequence[torch.Tensor],
+                     images: torch.Tensor | None = None) -> torch.Tensor:
+        """RoI-Align every box: features (B, C, H, W), B tensors (N_b, 4) -> (sum N_b, C, h, w), h x w = roi_size;
+        with ``images`` (B, 3, S, S) in [0, 1], their normalised RGB boxes are appended: (sum N_b, C + 3, h, w).
 
         torchvision's ``aligned=True`` samples coordinate c at pixel-index c - 0.5 (pixel i covering [i, i + 1]);
-        our boxes use the pixel-centre convention, so we shift them by + 0.5 first.
+        our boxes use the pixel-centre convention, so we shift them by + 0.5 first. In those corner coordinates a
+        grid box maps onto the image by the scale S / H.
         """
         check_boxes(boxes, features)
         shifted = [b.to(features.device, features.dtype) + 0.5 for b in boxes]
-        return roi_align(features, shifted, self.config.roi_size, spatial_scale=1.0,
-                         sampling_ratio=ROI_SAMPLING_RATIO, aligned=True)
+        regions = roi_align(features, shifted, self.config.roi_size, spatial_scale=1.0,
+                            sampling_ratio=ROI_SAMPLING_RATIO, aligned=True)
+        if images is None:
+            return regions
+        scale = images.shape[-1] / features.shape[-1]                               # input pixels per grid pixel
+        normalised = ((images.float() - self.mean) / self.std).to(features.dtype)  # (B, 3, S, S)
+        pixels = roi_align(normalised, shifted, self.config.roi_size, spatial_scale=scale,
+                           sampling_ratio=max(1, round(ROI_SAMPLING_RATIO * scale)), aligned=True)   # (L, 3, h, w)
+        return torch.cat([regions, pixels], dim=1)
 
-    def forward(self, features: torch.Tensor, boxes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, features: torch.Tensor, boxes: Sequence[torch.Tensor],
+                images: torch.Tensor | None = None) -> list[torch.Tensor]:
         if features.ndim != 4 or features.shape[1] != self.config.feature_channels:
             raise ValueError(f"HE expects SpatialNet features (B, {self.config.feature_channels}, H, W), got "
                              f"{tuple(features.shape)}: pass SpatialNetOutput.features of SpatialNet "
                              f"{self.config.spatial_preset!r}")
-        regions = self.roi_features(features, boxes)                               # (L, C, h, w)
+        if self.config.he_image_input:
+            if images is None or images.ndim != 4 or images.shape[:2] != (features.shape[0], 3) \
+                    or images.shape[-1] * features.shape[-2] != images.shape[-2] * features.shape[-1]:
+                raise ValueError(f"HE {self.config.name!r} reads the RGB input images too: pass images (B, 3, S, S) in "
+                                 f"[0, 1], the frames SpatialNet saw (features {tuple(features.shape)}), got "
+                                 f"{None if images is None else tuple(images.shape)}")
+        else:
+            images = None
+        regions = self.roi_features(features, boxes, images)                       # (L, C [+ 3], h, w)
         counts = [len(b) for b in boxes]
         if regions.shape[0] == 0:       # no proposal in the batch: BatchNorm must not see an empty batch
             empty = features.new_zeros(0, self.config.human_embedding_dim)
@@ -218,7 +242,8 @@ class TemporalNet(nn.Module):
 
     config: a :class:`TemporalNetConfig` or preset name (``"tiny"``, ``"paper"``); resnet50_weights: see
     :meth:`HumanEmbeddingBranch.load_resnet50`.
-    forward(previous, current, boxes_previous, boxes_current) -> :class:`TemporalNetOutput`, where previous /
+    forward(previous, current, boxes_previous, boxes_current, images_previous, images_current) ->
+    :class:`TemporalNetOutput`, where the images (B, 3, S, S) in [0, 1] are needed with ``he_image_input``, and previous /
     current are :class:`~mpat_nb.models.spatialnet.SpatialNetOutput` of frames t-1 and t (their ``features``,
     last-stack ``heatmaps_final`` and ``svf_final`` are read) and boxes_* are B tensors (N_b, 4) each.
     """
@@ -230,7 +255,8 @@ class TemporalNet(nn.Module):
         self.temporal_instance = TemporalInstanceBranch(self.config)
 
     def forward(self, previous, current, boxes_previous: Sequence[torch.Tensor],
-                boxes_current: Sequence[torch.Tensor]) -> TemporalNetOutput:
+                boxes_current: Sequence[torch.Tensor], images_previous: torch.Tensor | None = None,
+                images_current: torch.Tensor | None = None) -> TemporalNetOutput:
         tvf_forward, tvf_backward = self.temporal_instance(
             previous.features, previous.heatmaps_final, previous.svf_final,
             current.features, current.heatmaps_final, current.svf_final)
@@ -239,8 +265,9 @@ class TemporalNet(nn.Module):
         if len(boxes_previous) != batch or len(boxes_current) != batch:
             raise ValueError(f"need one box tensor per image: {batch} images, got {len(boxes_previous)} and "
                              f"{len(boxes_current)} box tensors")
+        images = torch.cat([images_previous, images_current]) if images_previous is not None else None
         embeddings = self.human_embedding(torch.cat([previous.features, current.features]),
-                                          [*boxes_previous, *boxes_current])
+                                          [*boxes_previous, *boxes_current], images)
         return TemporalNetOutput(embeddings[:batch], embeddings[batch:], tvf_forward, tvf_backward)
 
 

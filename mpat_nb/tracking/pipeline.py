@@ -100,7 +100,8 @@ class NetworkObserver:
         everyone = [d for detections in per_source for d in detections]
         if self.temporal is not None and everyone:                                 # one HE pass for all sources
             boxes = torch.as_tensor(np.stack([d.box for d in everyone]), dtype=torch.float32, device=self.device)
-            embeddings = self.temporal.human_embedding(output.features, [boxes])[0].float().cpu().numpy()
+            embeddings = self.temporal.human_embedding(output.features, [boxes], tensor.to(self.device))[0]
+            embeddings = embeddings.float().cpu().numpy()
             for detection, embedding in zip(everyone, embeddings):
                 detection.embedding = embedding
         tvf_forward = tvf_backward = None

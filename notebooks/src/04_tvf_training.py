@@ -382,7 +382,8 @@ with torch.no_grad():
         if len(people.boxes) == 0:
             continue
         features = spatial(tensor[None].to(device)).features
-        embeddings.append(temporal.human_embedding(features, [people.boxes.to(device)])[0].float().cpu())
+        embeddings.append(temporal.human_embedding(features, [people.boxes.to(device)], tensor[None].to(device))[0]
+                          .float().cpu())
         identities.append(people.track_ids)
 embeddings = torch.nn.functional.normalize(torch.cat(embeddings), dim=1).numpy()           # (L, D)
 identities = torch.cat(identities).numpy()                                                 # (L,)
