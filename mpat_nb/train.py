@@ -43,7 +43,7 @@ from mpat_nb.checkpoints import decode_tuning, load_checkpoint, load_weights, sa
 from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
-from mpat_nb.decode import DecodeConfig, predict_people
+from mpat_nb.decode import DecodeConfig, predict_people, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.precision import resolve_precision
@@ -123,12 +123,14 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         optimizer, lambda step: 1.0 if step < drop_step and not dropped["early"] else config.lr_final / config.lr)
     start_step, history = 0, []
     if config.init_checkpoint:
-        load_weights(model, load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)["model"],
-                     config.init_checkpoint, f"SpatialNet {model_config.name!r}")
+        initial = load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)
+        load_weights(model, initial["model"], config.init_checkpoint, f"SpatialNet {model_config.name!r}")
+        model.decode_tuning = decode_tuning(initial, config.init_checkpoint)   # validation decodes with it
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
         check_resumable(state, config, resume)
         load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")
+        model.decode_tuning = decode_tuning(state, resume)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_step, history = int(state["step"]), list(state.get("history", []))
@@ -145,7 +147,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     scaler = precision.grad_scaler()
     val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
-    val_decode = validation_decode_config(config)
+    val_decode = validation_decode_config(config, model)
     checkpoint_path, val_map = out / "last.pt", float("nan")
 
     trained.train()
@@ -191,6 +193,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
                                 model_config=model_config, optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), step=step, rng=torch.get_rng_state(),
                                 train_config=dataclasses.asdict(config), history=history, metrics={"val_map": val_map},
+                                decode=model.decode_tuning,
                                 world_size=distributed.world_size())
                 atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if out_of_time:
@@ -354,11 +357,12 @@ def pgg_stage_loss(pgg, output, targets) -> dict[str, torch.Tensor]:
     return {"pgg": terms["total"], "pgg_ke": terms["ke"], "pgg_sie": terms["sie"]}
 
 
-def validation_decode_config(config: SpatialTrainConfig) -> DecodeConfig:
-    """How validation decodes: the run's ``decode_embedding``; with PGG (KE + SIE) in the fine-tuning stage."""
+def validation_decode_config(config: SpatialTrainConfig, model: SpatialNet | None = None) -> DecodeConfig:
+    """How validation decodes: the run's ``decode_embedding``; with PGG (KE + SIE) in the fine-tuning stage. The
+    bandwidths are those tuned for the weights the run started from (``--init``'s "decode" entry), if any."""
     if config.pgg_iterations:
-        return DecodeConfig(embedding="ke+sie", pgg_iterations=config.pgg_iterations)
-    return DecodeConfig(embedding=config.decode_embedding)
+        return tuned_decode_config(model, embedding="ke+sie", pgg_iterations=config.pgg_iterations)
+    return tuned_decode_config(model, embedding=config.decode_embedding)
 
 
 def synthetic_validation_set(preset: str, num_clips: int, num_frames: int, size: int):
