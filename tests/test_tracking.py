@@ -312,3 +312,23 @@ def test_both_sources_from_one_pass_equal_separate_passes(models, clip):
                 np.testing.assert_allclose(a.embedding, b.embedding, rtol=1e-4, atol=1e-5)
             if one.tvf_forward is not None:
                 np.testing.assert_allclose(one.tvf_forward, other.tvf_forward, rtol=1e-5, atol=1e-6)
+
+
+def test_memory_forgets_positions_across_a_shot_cut():
+    """A track lost before a cut is re-found after it on HE alone: its predicted position belongs to the old shot."""
+    config = TrackerConfig(use_tie=False, memory=True, cut_threshold=0.5)
+    frames = [[detection(4, 8, 0), detection(24, 24, 1)], [detection(4, 8, 0)], [detection(5, 8, 0)],
+              [detection(5, 8, 0), detection(50, 50, 1)]]                              # person 1 reappears far away
+    changes = [0.0, 0.0, 0.9, 0.0]                                                     # frame 2 starts a new shot
+    for across in (False, True):
+        tracker = EmbeddingTracker(config)
+        for t, (people, change) in enumerate(zip(frames, changes)):
+            observed = FrameObservation(t, people, None, None, frame_change=change if across else 0.0)
+            ids = tracker.step(observed)
+        memory_cost = tracker.last_costs["memory"]                                     # (lost tracks, unmatched)
+        assert ids.tolist() == [0, 1]                                                  # re-found either way (same HE)
+        assert tracker.last_costs["memory_across_cut"].tolist() == [across]
+        if across:
+            assert memory_cost[0, 0] == pytest.approx(0.0, abs=1e-9)                   # HE alone: identical embedding
+        else:
+            assert memory_cost[0, 0] == pytest.approx(config.memory_position_weight * 4.0)   # far: the capped term

@@ -111,9 +111,23 @@ class Tracker:
 
 
 class EmbeddingTracker(Tracker):
-    """Ours: Hungarian assignment on the combined HE + TIE cost of :mod:`mpat_nb.tracking.config`."""
+    """Ours: Hungarian assignment on the combined HE + TIE cost of :mod:`mpat_nb.tracking.config`.
+
+    Shot cuts (:meth:`at_cut`) gate what geometry says: TIE leaves the cost of the frame that starts a new shot,
+    and the memory's predicted-position term leaves the cost of every lost track last seen before a cut (a
+    position in the old shot says nothing about the new one): such a track is re-found on HE alone.
+    """
 
     name = "HE+TIE"
+
+    def reset(self) -> None:
+        super().reset()
+        self.cut_frames: list[int] = []         # frames that started a new shot
+
+    def step(self, observation: FrameObservation) -> np.ndarray:
+        if self.at_cut(observation):
+            self.cut_frames.append(observation.index)
+        return super().step(observation)
 
     def _costs(self, tracks, detections, observation):
         config = self.config
@@ -169,6 +183,10 @@ class EmbeddingTracker(Tracker):
         scales = np.array([t.detection.scale for t in candidates])
         offsets = np.linalg.norm(predicted[:, None] - current["centres"][None], axis=-1)            # (L, U)
         position = np.minimum(offsets / (0.5 * (scales[:, None] + current["scales"][None])), _POSITION_CAP)
+        across_cut = np.array([any(t.last_seen < cut <= observation.index for cut in self.cut_frames)
+                               for t in candidates])                                                # (L,)
+        position = np.where(across_cut[:, None], 0.0, position)                # no position across a shot cut
+        self.last_costs["memory_across_cut"] = across_cut
         cost = config.memory_position_weight * position
         if config.use_he and current["embeddings"] is not None:
             previous = np.stack([t.detection.embedding for t in candidates])
