@@ -282,23 +282,40 @@ def draw_pgg(axes, iterations):
     axes[1].set_title(f"KE vs SIE x, R={iterations}", fontsize=9)
 
 
-def person_spread(iterations):
-    """Mean distance (bandwidth units) of a GT-matched joint's embedding to its person's mean embedding."""
-    ke, sie = pgg_iterates(iterations)
-    embedding = np.concatenate([ke / decode_config.ke_bandwidth, sie / (decode_config.sie_bandwidth * OUTPUT)], 1)
-    people = [n for n in np.unique(point_owner) if n >= 0 and (point_owner == n).sum() >= 2]
-    return np.mean([np.linalg.norm(embedding[point_owner == n] - embedding[point_owner == n].mean(0), axis=1).mean()
-                    for n in people])
-
-
 fig, axes = plt.subplots(2, 3, figsize=(12, 7))
 for column, iterations in enumerate([0, 1, 3]):
     draw_pgg(axes[:, column], iterations)
 plt.tight_layout()
 plt.show()
-spreads = [person_spread(r) for r in range(4)]
-print("mean spread of a person's joint embeddings (bandwidth units), R = 0..3:", np.round(spreads, 3))
-assert spreads[1] < spreads[0], "one PGG iteration should make each person's embeddings more compact"
+
+# %% [markdown]
+# A grouping step can shrink every person's cluster and still do harm: if it also pulls *different* people onto
+# each other, they merge. So we measure both: **within**, the mean distance of a joint's embedding to its
+# person's mean, and **between**, the distance from a person's mean to the nearest other person's mean (median
+# over people), in bandwidth units; their ratio says whether people end up further apart than they are spread
+# (`mpat_nb.grouping_quality.embedding_separation`). In bandwidth units, two people whose means lie less than
+# about one unit apart are one blob to the decoder's grouping.
+
+# %%
+from mpat_nb.ablation import pgg_separation
+from mpat_nb.grouping_quality import embedding_separation
+from mpat_nb.train import synthetic_validation_set
+
+
+def frame_separation(iterations):
+    ke, sie = pgg_iterates(iterations)
+    embedding = np.concatenate([ke / decode_config.ke_bandwidth, sie / (decode_config.sie_bandwidth * OUTPUT)], 1)
+    return embedding_separation(embedding, point_owner)
+
+
+for r in range(4):
+    s = frame_separation(r)
+    print(f"this frame, R = {r}: within {s.within:.3f}, between {s.between:.3f}, between / within {s.ratio:.2f}")
+separation_clips = synthetic_validation_set("crowd", 1 if FAST else 4, 2 if FAST else 8, 256)
+separations = pgg_separation(model, separation_clips, decode_config, iterations=(0, 1, 3))
+for r, s in separations.items():
+    print(f"crowd validation frames, R = {r}: within {s.within:.3f}, between {s.between:.3f}, ratio {s.ratio:.2f}")
+assert separations[1].ratio > separations[0].ratio, "one PGG iteration should separate people, not only shrink them"
 
 # %% [markdown]
 # **Read the lower row.** At $R = 0$ the KE of the shipped model grows almost linearly with the SIE's $x$:
