@@ -1,4 +1,4 @@
-"""Every weight and threshold of the trackers, in one place (method.md 3.3).
+"""Every weight and threshold of the trackers, in one place (docs/method.md 3.3).
 
 The paper says HE and TIE are complementary but not how it fuses them, nor its thresholds [I]. Our choice
 (method.md 3.3, steps 1-4): each distance is divided by its scale tau (the median distance of *true* pairs,
