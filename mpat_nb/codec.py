@@ -1,7 +1,7 @@
 """SpatialNet targets (encoding) and the first decoding steps (NMS, candidates, sub-pixel refinement).
 
 The codec is the only place that turns annotated joints into the dense maps SpatialNet is trained on
-(method.md 2.2-2.5) and turns predicted heatmaps back into candidate points (method.md 2.8). It knows
+(``docs/method.md`` 2.2-2.5) and turns predicted heatmaps back into candidate points (2.8). It knows
 nothing about the network; the losses in :mod:`mpat_nb.losses` read what it writes.
 
 Glossary: B batch, N people (padded to N_max = ``max_people``), K = 15 joints, M candidates per joint,
@@ -15,7 +15,7 @@ module speaks OpenCV's ``(width, height)``; for the square sizes we train on the
 
 Targets for one image (all float32 torch tensors unless said otherwise):
 
-* ``heatmaps (K, H, W)``: Eq. 2.2, H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)) (cut to 0 beyond
+* ``heatmaps (K, H, W)``: method.md 2.2, Eq. (1), H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)) (cut to 0 beyond
   4 sigma).
 * ``keypoint_indices (N_max, K, 2)`` int64: flat pixel index y * W + x of each joint and a valid flag;
   the Keypoint-Embedding pull/push loss gathers the KE maps at these pixels.
@@ -65,7 +65,7 @@ ORDINAL_KEYS: dict[str, tuple[str, bool]] = {
 class SpatialTargets(DeviceMovable):
     """Training targets of SpatialNet for one image, or a batch of them (leading ``B`` after collation).
 
-    heatmaps: (K, H, W) float, max-over-people Gaussians (Eq. 2.2).
+    heatmaps: (K, H, W) float, max-over-people Gaussians (method.md 2.2, Eq. (1)).
     heatmap_mask: (H, W) float, 1 = supervised, 0 = ignore region.
     keypoint_indices: (N_max, K, 2) int64, [..., 0] flat pixel index y * W + x, [..., 1] valid flag (0/1).
     svf: (2, H, W) float, v*(p) = (c_n - p) / SVF_NORMALISER on owned pixels, 0 elsewhere.
@@ -201,7 +201,7 @@ def encode_targets(
     distance2 = (window_x - x[..., None]) ** 2 + (window_y - y[..., None]) ** 2  # ||p - x_nk||^2, (N, K, P)
     window_pixel = window_y * width + window_x
 
-    # Eq. 2.2: H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)), cut to 0 beyond truncate * sigma.
+    # method.md 2.2, Eq. (1): H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)), cut to 0 beyond truncate * sigma.
     gaussian = torch.exp(-distance2 / (2.0 * sigma ** 2))
     in_gaussian = in_window & (distance2 <= (truncate * sigma) ** 2)
     joint_slot = torch.arange(num_joints, device=device)[None, :, None] * (height * width) + window_pixel

@@ -1,7 +1,7 @@
 """TemporalNet targets: person boxes for the HE branch and the temporal vector fields (TVF) of the TIE branch.
 
 The SpatialNet codec (:mod:`mpat_nb.codec`) stays the home of the single-frame targets; this module adds
-what needs two frames (method.md 3.1-3.2). Same conventions: output-grid pixels, pixel-centre convention
+what needs two frames (``docs/method.md`` 3.1-3.2). Same conventions: output-grid pixels, pixel-centre convention
 (pixel (row y, column x) is centred at (x, y)), sizes ``(H, W)``, float32 torch tensors.
 
 Glossary: N, N' people of frames t-1 and t (the "previous" and "current" frame), K joints, H x W output grid.

@@ -6,8 +6,8 @@
 * Every choice the paper leaves open (tagged [I] in ``docs/method.md``) that more than one module needs is a
   module-level constant below, with its default and a one-line reason. Change it here, nowhere else.
 
-Provenance tags as in ``method.md``: [Supp] supplementary, [B] base paper (Associative Embedding, AE),
-[I] our choice.
+Provenance tags as in ``docs/method.md``: [Supp] supplementary, [B] base paper (Associative Embedding, AE),
+[I] our choice; "method.md 6, choice n" is row n of its table of open choices.
 """
 
 from __future__ import annotations

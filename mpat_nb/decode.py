@@ -1,6 +1,6 @@
 """From SpatialNet's maps to people: candidates, embeddings, grouping, image coordinates.
 
-Steps (method.md 2.8): (1) optional flip test; (2) heatmap NMS and the top-k candidates per joint;
+Steps (``docs/method.md`` 2.8): (1) optional flip test; (2) heatmap NMS and the top-k candidates per joint;
 (3) read the embeddings at the candidates: KE (one scalar per joint map) and SIE = position + SVF;
 (4) group into people (associative-embedding greedy rule, :mod:`mpat_nb.grouping`), optionally after
 Pose-Guided Grouping refines the embeddings; (5) sub-pixel refinement and mapping back to the image.
@@ -116,7 +116,7 @@ def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tens
         2, flat.unsqueeze(-1).expand(-1, -1, -1, ke.shape[-1]))                     # (B, K, M, E)
     svf_flat = svf.reshape(batch, 2, height * width)
     svf_at = torch.stack([svf_flat[:, c].gather(1, flat.reshape(batch, -1)).reshape(flat.shape) for c in range(2)], dim=-1)
-    sie = torch.stack([xs, ys], dim=-1).float() + svf_at                            # Eq.: SIE(p) = p + v(p)
+    sie = torch.stack([xs, ys], dim=-1).float() + svf_at                            # method.md 2.5, Eq. (1): SIE(p) = p + v(p)
     ref_x, ref_y = subpixel_refine(heatmaps, ys, xs)
     xy = torch.stack([ref_x, ref_y], dim=-1)
     to_np = lambda t: t.detach().float().cpu().numpy()  # noqa: E731

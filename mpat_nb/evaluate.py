@@ -1,7 +1,7 @@
 """PoseTrack evaluation: per-joint AP / mAP and per-joint CLEAR-MOT (MOTA, MOTP, precision, recall).
 
 A re-implementation of the official PoseTrack tool (poseval) from its specification
-(``shared/docs/evaluation.md`` §4-§6); results agree with poseval to well within 0.1 points.
+(``docs/evaluation.md`` §4-§6); results agree with poseval to well within 0.1 points.
 
 The protocol in brief, per sequence (GT and prediction videos paired by name, frames by position):
 

@@ -4,7 +4,7 @@ This is the associative-embedding (AE) grouping rule, written for any embedding 
 D = 1 for the Keypoint Embedding alone (the AE baseline), D = 2 for the Spatial Instance Embedding
 alone, D = 3 for KE + SIE (each divided by its bandwidth), before or after Pose-Guided Grouping.
 
-Rule (method.md 2.8, step 4): visit the joint types in a fixed order, torso and head first. For each
+Rule (``docs/method.md`` 2.8, step 4): visit the joint types in a fixed order, torso and head first. For each
 joint type, match its candidates to the people found so far with the Hungarian algorithm on the distance
 between the candidate's embedding and the person's mean embedding; a pair is accepted when that distance
 is below ``tag_threshold``; every candidate left over starts a new person.

@@ -1,4 +1,4 @@
-"""SpatialNet losses: L_det, L_KE (pull/push), L_SIE (SVF) and L_aux (ordinal maps), method.md 2.2-2.5.
+"""SpatialNet losses: L_det, L_KE (pull/push), L_SIE (SVF) and L_aux (ordinal maps), docs/method.md 2.2-2.5.
 
 Every loss takes the per-stack predictions ``(B, S, C, H, W)`` and the targets of
 :mod:`mpat_nb.codec` (no batch of stacks on the target side), is vectorised over images, people and

@@ -5,7 +5,7 @@ and notebook 04. Glossary: Q queries, G gallery entries, D embedding size, N peo
 H x W output grid. Proposals are always the **ground-truth** person boxes (:func:`mpat_nb.codec_temporal.
 boxes_from_joints`), so the numbers measure the embeddings, not a detector.
 
-* HE (issue 5): rank-1 re-identification of the people of frame t among the people of frame t - d of the same
+* HE: rank-1 re-identification of the people of frame t among the people of frame t - d of the same
   clip (d = 1, 5, 20 within a shot, and across a shot change), against a colour-histogram appearance baseline
   computed on the same boxes. Chance is the mean of 1 / (gallery size).
 * TVF: mean end-point error ``EPE = Z ||T(p) - T*(p)||`` in output pixels over the labelled pixels of frame pairs,
@@ -34,12 +34,13 @@ from mpat_nb.data.pairs import FramePeople, PairBatch, augment_frame
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import frozen_spatial_outputs
 
-#: Frame gaps of the re-identification table [issue 5: 1, 5 and 20 frames apart].
+#: Frame gaps of the re-identification table: 1, 5 and 20 frames apart (neighbours, the training window's
+#: largest gap, and a gap well beyond it) [I].
 REID_GAPS: tuple[int, ...] = (1, 5, 20)
 #: Bins per RGB channel of the colour-histogram baseline [I: a joint 8 x 8 x 8 histogram, the classic coarse
 #: colour descriptor; finer bins split the few hundred pixels of a small person too thinly].
 HISTOGRAM_BINS = 8
-#: Presets of the TVF table [issue 5]: large displacements and a moving camera, where geometry is hardest.
+#: Presets of the TVF table [I]: large displacements and a moving camera, where geometry is hardest.
 TVF_PRESETS: tuple[str, ...] = ("fast_motion", "camera_motion")
 
 
@@ -183,7 +184,7 @@ def pair_metrics(spatial: torch.nn.Module, temporal: torch.nn.Module, batches: I
 
 
 # ----------------------------------------------------------------------------------------------
-# The issue-5 measurements on validation clips
+# The two tables of scripts/measure_temporalnet.py: HE re-identification and TVF end-point error on validation clips
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class ReidResult:

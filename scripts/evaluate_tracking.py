@@ -1,4 +1,4 @@
-"""End-to-end tracking evaluation of the shipped tiny models (issue 6).
+"""End-to-end tracking evaluation of the shipped tiny models: our tracker against its variants and two baselines.
 
 Runs SpatialNet + TemporalNet once per frame on the validation clips of every generator preset, tracks the
 same observations with every variant (ours HE+TIE, HE only, TIE only, ours + memory, greedy OKS, Hungarian

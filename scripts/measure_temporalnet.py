@@ -1,4 +1,4 @@
-"""Measure a TemporalNet checkpoint: HE re-identification and TVF end-point error on validation clips (issue 5).
+"""Measure a TemporalNet checkpoint: HE re-identification and TVF end-point error on validation clips.
 
     python scripts/measure_temporalnet.py                                   # shipped temporalnet_tiny.pt
     python scripts/measure_temporalnet.py --checkpoint runs/temporalnet/last.pt --clips 8 --json tvf.json

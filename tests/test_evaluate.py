@@ -1,6 +1,6 @@
 """Tests of the PoseTrack evaluator (mpat_nb.evaluate, mpat_nb.evaluate_mot).
 
-The reference numbers come from shared/docs/evaluation.md §6.3 (confirmed there with the official poseval);
+The reference numbers come from docs/evaluation.md §6.3 (confirmed there with the official poseval);
 the rest are hand-computed small cases, brute-force re-computations and a cross-check of the CLEAR-MOT
 counts against py-motmetrics.
 """

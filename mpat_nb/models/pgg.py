@@ -1,11 +1,12 @@
-"""Pose-Guided Grouping (PGG): Gaussian blurring mean shift on the embeddings of the keypoints (method.md 2.6).
+"""Pose-Guided Grouping (PGG): Gaussian blurring mean shift on the embeddings of the keypoints (docs/method.md 2.6).
 
 Shape glossary: B images, M points per image (padded; M = N x K at training), E KE channels per point
 (1, or 2 with the flip test), D = E + 2 the joint embedding, N people, K joints, H x W the output grid.
 
 What the paper says [P/Supp]: grouping is a differentiable recurrent module, trained end to end; after it the
 KE is more compact; fine-tuning uses R = 1 iteration and an L_PGG weighted 1e-4. Everything else here is our
-reading of it as Gaussian blurring mean shift (GBMS, Kong & Fowlkes) [R/I]:
+reading of it as Gaussian blurring mean shift (GBMS, Kong & Fowlkes) [R/I]. The steps are those of
+docs/method.md 2.6, and "Eq. n" in the comments below is its Eq. (n):
 
 1. **Points, "pose-guided"**: every point i is a keypoint with a joint type k_i. Training takes the GT joints
    (:func:`gather_points`), inference the heatmap NMS candidates (:func:`pgg_refiner`). The KE of a point is

@@ -12,7 +12,7 @@ Each stack's 1x1 prediction head has ``2K + 2 + 6`` linear channels (no sigmoid,
 ==========  ==========  ===========================================================================
 channels    name        meaning
 ==========  ==========  ===========================================================================
-0 .. K-1    heatmaps    one detection map per joint, target = Gaussians (method.md 2.2)
+0 .. K-1    heatmaps    one detection map per joint, target = Gaussians (docs/method.md 2.2)
 K .. 2K-1   KE          Keypoint Embedding: one scalar tag map per joint (2.3)
 2K, 2K+1    svf         Spatial Vector Field v(p) = (dx, dy) / Z, Z = SVF_NORMALISER; SIE(p) = p + Z v(p)
 2K+2 ..     ordinal     six ordinal maps in ``config.ORDINAL_RELATIONS`` order (2.4)
@@ -72,7 +72,7 @@ class SpatialNetOutput:
         return self.ordinal[:, -1]                   # (B, 6, H, W)
 
     def spatial_instance_embedding(self, stack: int = -1) -> torch.Tensor:
-        """SIE(p) = p + v(p) in output pixels (x, y): (B, 2, H, W). Eq. of method.md 2.5."""
+        """SIE(p) = p + v(p) in output pixels (x, y): (B, 2, H, W). method.md 2.5, Eq. (1)."""
         svf = self.svf[:, stack] * SVF_NORMALISER                                    # (B, 2, H, W) pixels
         height, width = svf.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(height, device=svf.device, dtype=svf.dtype),

@@ -1,4 +1,4 @@
-"""TemporalNet: links the people of frames t-1 and t (method.md 3, supplementary 1.2-1.3).
+"""TemporalNet: links the people of frames t-1 and t (docs/method.md 3, supplementary 1.2-1.3).
 
 Shape glossary: B batch (frame pairs), C SpatialNet feature channels, K joints, H x W the output grid,
 N_b people (proposals) of image b, D = ``config.human_embedding_dim``.

@@ -1,4 +1,4 @@
-"""Online multi-person tracking (method.md 3.3): costs, trackers, the network pipeline and its evaluation.
+"""Online multi-person tracking (docs/method.md 3.3): costs, trackers, the network pipeline and its evaluation.
 
 ``config`` (weights and thresholds) -> ``costs`` (HE, TIE, OKS, IoU distances) -> ``trackers`` (ours and the
 peer baselines) <- ``pipeline`` (SpatialNet + TemporalNet once per frame) -> ``evaluation`` (tables).

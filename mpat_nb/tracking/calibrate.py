@@ -1,4 +1,4 @@
-"""Measure the tracker's scales tau_HE and tau_TIE on ground-truth tracks (method.md 3.3, step 3) and its cut
+"""Measure the tracker's scales tau_HE and tau_TIE on ground-truth tracks (docs/method.md 3.3, step 3) and its cut
 threshold on clips whose shot cuts are known.
 
 tau = the median distance of *true* pairs (the same identity in frames t-1 and t), so that a typical true pair

@@ -1,4 +1,4 @@
-"""Every weight and threshold of the trackers, in one place (method.md 3.3).
+"""Every weight and threshold of the trackers, in one place (docs/method.md 3.3).
 
 The paper says HE and TIE are complementary but not how it fuses them, nor its thresholds [I]. Our choice
 (method.md 3.3, steps 1-4): each distance is divided by its scale tau (the median distance of *true* pairs,
@@ -34,7 +34,7 @@ class TrackerConfig:
 
     use_he: bool = True
     use_tie: bool = True
-    weight_he: float = 1.0             # w_HE [I: lambda = 1, method.md 3.3]
+    weight_he: float = 1.0             # w_HE [I: 1, method.md 3.3, Eq. (3)]
     weight_tie: float = 0.1            # w_TIE [I, tuned: the shipped tiny TIE is weak, see the README; on GT poses
                                        # 0 and 0.1 tie (97.9 / 97.8 MOTA), 0.25+ lose: 0.1 keeps the paper's two terms]
     tau_he: float = 0.067              # median d_HE of true consecutive pairs (false pairs: 0.114) [I, measured]

@@ -1,4 +1,4 @@
-"""Online trackers: ours (HE + TIE, method.md 3.3) and the two peer baselines, behind one interface.
+"""Online trackers: ours (HE + TIE, docs/method.md 3.3) and the two peer baselines, behind one interface.
 
 Every tracker is fed one :class:`~mpat_nb.tracking.observation.FrameObservation` per frame, in order, and
 returns the track id of each detection: ``ids = tracker.step(observation)`` (``(N,)`` int64). ``reset()``

@@ -255,7 +255,7 @@ from mpat_nb.models import Hourglass, Residual, SpatialNet  # noqa: F811 (the li
 # **merge** features and predictions back to width $C$. So stack $s+1$ sees what stack $s$ predicted and
 # can correct it.
 #
-# Every stack is supervised (**intermediate supervision**): the detection loss of method.md 2.2 compares
+# Every stack is supervised (**intermediate supervision**): the detection loss of `docs/method.md` 2.2 compares
 # each stack's heatmaps $\hat{H}_{s,k}$ with the Gaussian targets
 # $H^*_k(p) = \max_n \exp\!\big(-\lVert p - x_{nk}\rVert^2 / 2\sigma^2\big)$ and sums over the stacks,
 #

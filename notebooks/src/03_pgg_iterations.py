@@ -168,7 +168,7 @@ widgets.VBox([widgets.HBox(list(toy_controls.values())), widgets.interactive_out
 # ## 2. From keypoints to PGG embeddings
 #
 # At inference the points are the **keypoint candidates** (heatmap peaks). Each candidate $i$ of joint type
-# $k_i$ at pixel $p_i$ gets (method.md 2.6):
+# $k_i$ at pixel $p_i$ gets (`docs/method.md` 2.6, Eq. (2)):
 #
 # $$e_i = \Big[\ \frac{h_{k_i}(p_i)}{\delta_{KE}},\ \ \frac{p_i + v(p_i)}{\delta_{SIE}\, W}\ \Big],$$
 #
@@ -338,7 +338,7 @@ widgets.VBox([pgg_slider := widgets.IntSlider(value=1, min=0, max=6, description
 # %% [markdown]
 # ## 4. Grouping: associative embedding vs. PGG
 #
-# The decoder is the same for both (method.md 2.8): heatmap NMS, top-k candidates, then greedy joint-by-joint
+# The decoder is the same for both (`docs/method.md` 2.8): heatmap NMS, top-k candidates, then greedy joint-by-joint
 # matching to the people found so far. One argument of `DecodeConfig` swaps the grouping:
 #
 # * **AE** (the baseline): `DecodeConfig(embedding="ke")`, the base SpatialNet;

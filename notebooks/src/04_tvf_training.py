@@ -50,7 +50,7 @@ print(f"fast mode: {FAST}, device: {device}")
 #
 # SpatialNet's Spatial Vector Field (notebook 02) lets every body-part pixel $p$ of person $n$ point to the
 # person's centre in the **same** frame, $\mathrm{SIE}(p) = p + v(p)$. TemporalNet's TIE branch reads the
-# SpatialNet outputs of **two** frames and predicts two fields (method.md 3.2):
+# SpatialNet outputs of **two** frames and predicts two fields (`docs/method.md` 3.2):
 #
 # $$T^*(p) = \frac{c_n^{(t)} - p}{Z} \quad (p \text{ in frame } t-1), \qquad
 #   T'^*(q) = \frac{c_n^{(t-1)} - q}{Z} \quad (q \text{ in frame } t),$$

@@ -115,7 +115,7 @@ assert observed["ground truth"][0].tvf_forward is None and first_pair.tvf_forwar
 # ## 3. The cost of a pair
 #
 # Track $i$ (its last detection, in frame $t-1$) and person $j$ of frame $t$ are compared in two ways
-# (method.md 3.3):
+# (`docs/method.md` 3.3):
 #
 # * **appearance**, the distance of their L2-normalised Human Embeddings $u$,
 #   $$d_{HE}(i, j) = \lVert u_i - u_j \rVert_2 \in [0, 2];$$
@@ -254,7 +254,7 @@ print("d_TIE by hand == tracker.last_costs['tie']\n", d_tie.round(3))
 from scipy.optimize import linear_sum_assignment
 
 cost = (CONFIG.weight_he * d_he / CONFIG.tau_he + CONFIG.weight_tie * d_tie / CONFIG.tau_tie) \
-    / (CONFIG.weight_he + CONFIG.weight_tie)                                            # Eq. C, (I, J)
+    / (CONFIG.weight_he + CONFIG.weight_tie)                       # C(i, j), method.md 3.3 Eq. (3): (I, J)
 np.testing.assert_allclose(cost, tracker.last_costs["combined"], atol=1e-6)
 rows, cols = linear_sum_assignment(cost)
 kept = cost[rows, cols] < CONFIG.max_cost                                               # C < theta

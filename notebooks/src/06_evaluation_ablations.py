@@ -52,7 +52,7 @@ print(f"fast mode: {FAST}, device: {device}")
 # ## 1. The two metrics, once more
 #
 # Everything below is the PoseTrack evaluation of notebook 00 (`mpat_nb.evaluate`, a re-implementation of the
-# official `poseval`; the rules, quirks included, are written down in `shared/docs/evaluation.md`).
+# official `poseval`; the rules, quirks included, are written down in `docs/evaluation.md`).
 #
 # **AP per joint $j$.** Per frame, each predicted person is attached to at most one GT person by the fraction
 # of that person's joints it hits within half a head size (PCKh@0.5). All predicted joints $j$ of the data
