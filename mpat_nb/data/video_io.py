@@ -4,7 +4,13 @@ Glossary: T frames, H x W pixels. Frames are ``(T, H, W, 3)`` (or one ``(H, W, 3
 OpenCV's BGR is converted at this border and nowhere else. Video files go through OpenCV
 (``cv2.VideoCapture`` / ``cv2.VideoWriter``), images and GIFs through Pillow.
 
-Every malformed input raises :class:`~mpat_nb.utils.InputError` naming the file. Every writer is atomic:
+Every malformed input raises :class:`~mpat_nb.utils.InputError` naming the file.
+
+The video-read rule: a video file must decode to the number of frames its container declares
+(``CAP_PROP_FRAME_COUNT``). When decoding stops early (a truncated file, a zeroed or corrupt stretch), the
+iterator raises InputError naming the missing frames after the last readable one, so a consumer that writes
+only once the iteration has finished (``track``: an atomic video writer) writes nothing. A container that
+declares no count (0) is read to its end; more frames than declared (an approximate header) are accepted. Every writer is atomic:
 a video is written to a temporary file renamed into place; frames are written into a temporary folder
 that replaces the destination folder only after the last frame is written.
 """
@@ -86,15 +92,32 @@ def video_info(path: PathLike) -> dict:
 
 def read_image(path: PathLike) -> np.ndarray:
     """Read one image: -> (H, W, 3) uint8 RGB. Grayscale, palette and RGBA images are converted (alpha
-    dropped). Pixels are taken as stored (no EXIF rotation), the frame annotations refer to."""
+    dropped); 16-bit images (PNG) are scaled to 8 bits (value / 257, rounded), not clipped. Pixels are taken
+    as stored (no EXIF rotation), the frame annotations refer to."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image file not found" if not path.exists() else f"{path}: not a file")
     try:
         with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
+            return _rgb8(image, path)
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"{path}: cannot read the image ({error}); expected a JPEG, PNG or BMP file") from error
+
+
+def _rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    """A Pillow image as (H, W, 3) uint8 RGB. Pillow keeps 16-bit grayscale as mode ``I;16`` (or ``I``), which
+    ``convert("RGB")`` clips to white; those are scaled from [0, 65535] to [0, 255] here. (16-bit RGB PNGs
+    Pillow already opens as 8-bit RGB.)"""
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64)                    # (H, W)
+        if values.min() < 0 or values.max() > 65535:
+            raise InputError(f"{path}: {image.mode} image with values outside [0, 65535]; save it as 8- or 16-bit "
+                             "PNG or JPEG")
+        gray = np.round(values / 257.0).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode == "F":
+        raise InputError(f"{path}: floating-point image (mode F); save it as 8- or 16-bit PNG or JPEG")
+    return np.array(image.convert("RGB"))
 
 
 def iter_frame_images(video: Video, image_root: PathLike = ".") -> Iterator[np.ndarray]:
@@ -176,7 +199,10 @@ def _open_capture(path: Path) -> cv2.VideoCapture:
 
 
 def _iter_capture(capture: cv2.VideoCapture, path: Path) -> Iterator[np.ndarray]:
+    """The frames of an opened capture; the video-read rule (module docstring): fewer frames decoded than the
+    container declares -> InputError naming the missing frames, once the last readable frame has been yielded."""
     try:
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))     # <= 0 when the container does not say
         count = 0
         while True:
             ok, frame_bgr = capture.read()
@@ -185,7 +211,13 @@ def _iter_capture(capture: cv2.VideoCapture, path: Path) -> Iterator[np.ndarray]
             count += 1
             yield cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         if count == 0:
-            raise InputError(f"{path}: OpenCV opened the video but could not decode a single frame")
+            raise InputError(f"{path}: OpenCV opened the video but could not decode a single frame (damaged, or a "
+                             "codec this OpenCV build lacks); try converting it to mp4 or to a folder of frames")
+        if count < declared:
+            missing = f"frame {count}" if declared - count == 1 else f"frames {count} to {declared - 1}"
+            raise InputError(f"{path}: damaged or truncated video: decoded {count} of the {declared} frames its "
+                             f"container declares ({missing} missing); repair or re-encode it (e.g. ffmpeg -i IN "
+                             f"OUT.mp4), or use only its first {count} frames (track --max-frames {count})")
     finally:
         capture.release()
 
