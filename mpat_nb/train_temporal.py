@@ -49,8 +49,8 @@ from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (RunningLosses, check_resumable, mean_over_processes, minutes_spent, optimizer_step,
-                           start_process)
+from mpat_nb.train import (RunningLosses, check_resumable, check_run_settings, mean_over_processes, minutes_spent,
+                           optimizer_step, start_process)
 from mpat_nb.utils import InputError, atomic_write_text
 
 
@@ -94,6 +94,7 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
 
 
 def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    check_run_settings(config, out)
     main_process, local_batch = start_process(config, device)
     model_config = get_temporal_config(config.preset)
     spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
