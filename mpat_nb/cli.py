@@ -66,8 +66,16 @@ PRECISION_HELP = ("fp32 (default: plain float32, the same poses on every CPU), b
                   "with native bf16) or auto (bf16 where the CPU or GPU has it)")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: a bad flag or value exits with status 2 and one line naming it
+    (argparse's default also prints the usage, several lines for train); ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpat-nb", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="mpat-nb", description=__doc__.splitlines()[0])
     from mpat_nb import __version__
 
     parser.add_argument("--version", action="version", version=f"mpat_nb {__version__}")
