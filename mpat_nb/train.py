@@ -129,8 +129,8 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
                      config.init_checkpoint, f"SpatialNet {model_config.name!r}")
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
+        load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")   # another architecture first
         check_resumable(state, config, resume)
-        load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])                    # the drop flag of a time budget too
         start_step, history = int(state["step"]), list(state.get("history", []))

@@ -108,8 +108,8 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name, map_location=device)
         _check_same_spatialnet(state, spatial_record, resume)
+        load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")  # another architecture first
         check_resumable(state, config, resume)
-        load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")
         optimizer.load_state_dict(state["optimizer"])
         start_step, history = int(state["step"]), list(state.get("history", []))
         metrics = dict(state.get("metrics", {}))
