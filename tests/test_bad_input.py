@@ -20,7 +20,7 @@ from PIL import Image
 from mpat_nb.checkpoints import export_checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
 from mpat_nb.cli import main
 from mpat_nb.config import get_spatial_config
-from mpat_nb.data.video_io import read_image, read_video, write_video
+from mpat_nb.data.video_io import h264_encoder, read_image, read_video, write_video
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.utils import InputError, Terminated, atomic_path, removes_created_folders, signals_raise
 
@@ -54,15 +54,29 @@ def truncated_avi(tmp: Path) -> Path:
     return path
 
 
-def zeroed_mp4(tmp: Path) -> Path:
-    """An mp4v MP4 whose middle third is zeroed: the header declares 30 frames, a few decode."""
-    path = tmp / "zeroed.mp4"
-    write_video(frames(30), path)
+def zeroed_mp4(tmp: Path, codec: str = "mp4v") -> Path:
+    """An MP4 whose middle third is zeroed: the header declares 30 frames, a few decode."""
+    path = tmp / f"zeroed_{codec}.mp4"
+    write_video(frames(30), path, codec=codec)
     data = bytearray(path.read_bytes())
     third = len(data) // 3
     data[third: 2 * third] = bytes(third)
     path.write_bytes(bytes(data))
     return path
+
+
+def truncated_h264(tmp: Path) -> Path:
+    """An H.264 MP4 with its index at the front (+faststart, the streaming layout) cut in half."""
+    path = tmp / "cut_h264.mp4"
+    write_video(frames(30), path, codec="h264")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def needs_h264(case):
+    return pytest.param(case, marks=pytest.mark.skipif(h264_encoder() is None, reason="no H.264 encoder "
+                                                                                     "(pip install imageio-ffmpeg)"))
 
 
 def frames_folder(tmp: Path, count: int = 2) -> Path:
@@ -130,6 +144,8 @@ class CliCase:
 CLI_CASES = [
     CliCase("track truncated video", lambda t: ["track", str(truncated_avi(t)), "--out", str(t / "out")],
             ("cut.avi", "damaged or truncated", "of the 6 frames its container declares", "to 5 missing", "--max-frames")),
+    CliCase("track truncated H.264 video", lambda t: ["track", str(truncated_h264(t)), "--out", str(t / "out")],
+            ("cut_h264.mp4", "of the 30 frames its container declares", "to 29 missing")),
     CliCase("track NaN SpatialNet", lambda t: ["track", str(frames_folder(t)), "--out", str(t / "out"),
                                               "--spatial-checkpoint", str(poisoned_checkpoint(t, "spatialnet_tiny.pt",
                                                                                                float("nan"), True))],
@@ -205,7 +221,8 @@ def _gt_pred_flags(tmp: Path, pred_track_id: int | None = None) -> list[str]:
     return ["--gt", str(gt), "--pred", str(pred)]
 
 
-@pytest.mark.parametrize("case", CLI_CASES, ids=[case.name for case in CLI_CASES])
+@pytest.mark.parametrize("case", [needs_h264(case) if "H.264" in case.name else case for case in CLI_CASES],
+                         ids=[case.name for case in CLI_CASES])
 def test_cli_refuses_with_one_line_and_leaves_nothing(case, tmp_path, capsys):
     argv = case.build(tmp_path)
     before = everything(tmp_path)
@@ -265,7 +282,12 @@ def _write_frames(path):
 #: name -> (tmp_path -> the failing call, its inputs already written; what the message must name)
 API_CASES = {
     "read truncated AVI": (lambda t: partial(read_video, truncated_avi(t)), ("cut.avi", "of the 6 frames", "to 5 missing")),
-    "read zeroed MP4": (lambda t: partial(read_video, zeroed_mp4(t)), ("zeroed.mp4", "of the 30 frames", "missing")),
+    "read zeroed mp4v MP4": (lambda t: partial(read_video, zeroed_mp4(t)), ("zeroed_mp4v.mp4", "of the 30 frames",
+                                                                            "missing")),
+    "read zeroed H.264 MP4": (lambda t: partial(read_video, zeroed_mp4(t, "h264")),
+                              ("zeroed_h264.mp4", "of the 30 frames", "missing")),
+    "read truncated H.264 MP4": (lambda t: partial(read_video, truncated_h264(t)),
+                                 ("cut_h264.mp4", "of the 30 frames", "to 29 missing")),
     "NaN checkpoint": (lambda t: partial(load_checkpoint, poisoned_checkpoint(t, "spatialnet_tiny.pt", float("nan"))),
                        ("poisoned_spatialnet_tiny.pt", "non-finite", "1 NaN")),
     "decode mismatched ke": (lambda t: partial(_decode, _maps(ke=torch.rand(1, 15, 8, 8, 1))),
@@ -290,7 +312,7 @@ API_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(API_CASES))
+@pytest.mark.parametrize("name", [needs_h264(name) if "H.264" in name else name for name in API_CASES])
 def test_api_raises_input_error_naming_the_problem(name, tmp_path):
     build, needles = API_CASES[name]
     call = build(tmp_path)

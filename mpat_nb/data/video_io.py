@@ -1,8 +1,11 @@
 """Video and image files: read a video or a folder of frames as RGB arrays, write mp4 / gif / avi or frames.
 
 Glossary: T frames, H x W pixels. Frames are ``(T, H, W, 3)`` (or one ``(H, W, 3)``) ``uint8`` **RGB**;
-OpenCV's BGR is converted at this border and nowhere else. Video files go through OpenCV
-(``cv2.VideoCapture`` / ``cv2.VideoWriter``), images and GIFs through Pillow.
+OpenCV's BGR is converted at this border and nowhere else. Video files are read with OpenCV
+(``cv2.VideoCapture``); MP4s are written as H.264 (which browsers and notebook players play) by the ffmpeg
+binary that the ``imageio-ffmpeg`` wheel ships, where it is installed, else by OpenCV as MPEG-4 Part 2
+(``mp4v``, which many players do not play); :func:`write_video` returns the codec it used. AVIs are written by
+OpenCV (MJPG), images and GIFs by Pillow.
 
 Every malformed input raises :class:`~mpat_nb.utils.InputError` naming the file.
 
@@ -17,9 +20,12 @@ that replaces the destination folder only after the last frame is written.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 import tempfile
+from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -33,6 +39,7 @@ from mpat_nb.utils import InputError, atomic_path
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_FOURCC",
+    "h264_encoder",
     "read_video",
     "iter_video",
     "video_info",
@@ -46,8 +53,10 @@ PathLike = str | os.PathLike
 
 #: File endings read as frames in a folder (case-insensitive) and accepted by :func:`write_frames`.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
-#: OpenCV codec per video ending; ``.gif`` is written by Pillow.
+#: OpenCV codec per video ending (``.mp4``: the fallback when no H.264 encoder is found); ``.gif``: Pillow.
 VIDEO_FOURCC: dict[str, str] = {".mp4": "mp4v", ".avi": "MJPG"}
+#: The codecs :func:`write_video` can be asked for, per ending (the first: the default where available).
+VIDEO_CODECS: dict[str, tuple[str, ...]] = {".mp4": ("h264", "mp4v"), ".avi": ("MJPG",), ".gif": ("gif",)}
 
 
 # ==============================================================================================
@@ -139,25 +148,57 @@ def iter_frame_images(video: Video, image_root: PathLike = ".") -> Iterator[np.n
 # ==============================================================================================
 # Writing
 # ==============================================================================================
-def write_video(frames: Iterable[np.ndarray], path: PathLike, fps: float = 10) -> None:
-    """Write frames (T, H, W, 3) uint8 RGB as ``.mp4`` (mp4v), ``.avi`` (MJPG) or ``.gif`` (Pillow, loops).
+def write_video(frames: Iterable[np.ndarray], path: PathLike, fps: float = 10, codec: str | None = None) -> str:
+    """Write frames (T, H, W, 3) uint8 RGB as ``.mp4``, ``.avi`` (MJPG) or ``.gif`` (Pillow, loops); returns the
+    codec used: ``"h264"``, ``"mp4v"``, ``"MJPG"`` or ``"gif"``.
 
-    mp4 / avi codecs need even sizes: an odd height or width is padded by repeating the last row or
-    column. Pillow merges identical consecutive GIF frames (keeping the timing), so a GIF of a still
-    scene reads back with fewer frames.
+    codec (``.mp4`` only): None = H.264 where an encoder is found (:func:`h264_encoder`), else OpenCV's mp4v;
+    ``"h264"`` (InputError without an encoder) or ``"mp4v"`` to choose. mp4 / avi codecs need even sizes: an
+    odd height or width is padded by repeating the last row or column. Pillow merges identical consecutive GIF
+    frames (keeping the timing), so a GIF of a still scene reads back with fewer frames.
     """
     path = Path(path)
     ending = path.suffix.lower()
-    if ending not in (*VIDEO_FOURCC, ".gif"):
-        raise InputError(f"{path}: unknown video ending {ending!r}; use one of {(*VIDEO_FOURCC, '.gif')}")
+    if ending not in VIDEO_CODECS:
+        raise InputError(f"{path}: unknown video ending {ending!r}; use one of {tuple(VIDEO_CODECS)}")
+    if codec is not None and codec not in VIDEO_CODECS[ending]:
+        raise InputError(f"{path}: codec {codec!r} does not fit {ending}; use one of {VIDEO_CODECS[ending]} or None")
     if not fps > 0:
         raise InputError(f"{path}: fps must be positive, got {fps}")
+    if ending == ".mp4":
+        encoder = h264_encoder()
+        if codec == "h264" and encoder is None:
+            raise InputError(f"{path}: no H.264 encoder found: pip install imageio-ffmpeg (its ffmpeg has libx264), "
+                             "or write with codec='mp4v'")
+        codec = codec or ("h264" if encoder is not None else "mp4v")
+    else:
+        codec = VIDEO_CODECS[ending][0]
     checked = _checked_frames(frames, path)
     with atomic_path(path) as tmp:
-        if ending == ".gif":
+        if codec == "gif":
             _write_gif(checked, tmp, fps)
+        elif codec == "h264":
+            _write_ffmpeg_h264(checked, tmp, fps, h264_encoder(), path)
         else:
-            _write_opencv(checked, tmp, fps, VIDEO_FOURCC[ending], path)
+            _write_opencv(checked, tmp, fps, codec, path)
+    return codec
+
+
+@functools.lru_cache(maxsize=1)
+def h264_encoder() -> str | None:
+    """Path of an ffmpeg binary with the libx264 encoder, or None: the one ``imageio-ffmpeg`` ships (or the one
+    its ``IMAGEIO_FFMPEG_EXE`` variable names). Looked up once per process."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        encoders = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60,
+                                  check=False).stdout
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        return None
+    return exe if " libx264 " in encoders else None
 
 
 def write_frames(frames: Iterable[np.ndarray], folder: PathLike, ext: str = ".jpg", quality: int = 95) -> None:
@@ -286,6 +327,37 @@ def _write_opencv(frames: Iterator[np.ndarray], tmp: Path, fps: float, fourcc: s
     finally:
         if writer is not None:
             writer.release()
+
+
+def _write_ffmpeg_h264(frames: Iterator[np.ndarray], tmp: Path, fps: float, exe: str, path: Path) -> None:
+    """Pipe raw RGB frames into ffmpeg: H.264 (libx264, yuv420p: what browsers play), index at the front
+    (``+faststart``: plays while it downloads). ffmpeg is killed if anything (a signal included) interrupts."""
+    padded = (np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+              for frame in frames)                                          # (H', W', 3) even sizes
+    first = next(padded)
+    height, width = first.shape[:2]
+    command = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", f"{float(fps)}", "-i", "-", "-an", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", "-crf", "18", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            try:
+                for frame in chain([first], padded):
+                    process.stdin.write(np.ascontiguousarray(frame).tobytes())
+            except BrokenPipeError:
+                pass                                                        # ffmpeg stopped: its log says why
+            process.stdin.close()
+            code = process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        if code != 0:
+            log.seek(0)
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+            raise RuntimeError(f"{path}: ffmpeg could not write H.264 (exit {code}: {lines[-1] if lines else 'no message'}); "
+                               "write with codec='mp4v' instead")
 
 
 def _write_gif(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
