@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from mpat_nb.utils import InputError, Terminated, TrainingError, get_device, removes_created_folders, signals_raise
+from mpat_nb.utils import (InputError, Terminated, TrainingError, check_output_folder, get_device,
+                            removes_created_folders, signals_raise)
 
 #: Largest frame side of ``--size`` (pixels): a 8192 x 8192 RGB frame is 200 MB, beyond that it is a typo.
 MAX_FRAME_SIDE = 8192
@@ -54,11 +55,6 @@ def _output_paths(args: argparse.Namespace) -> list[Path]:
     return [path for path in (getattr(args, "out", None), getattr(args, "json", None)) if path is not None]
 
 
-def check_out_folder(path: Path, flag: str = "--out") -> None:
-    """InputError unless ``path`` is a folder or can be made one (no file in its place or above it)."""
-    from mpat_nb.train import check_output_folder
-
-    check_output_folder(path, flag)
 
 
 #: --precision of track and demo (mpat_nb.inference.inference_options)
@@ -233,7 +229,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
-    check_out_folder(args.out)
+    check_output_folder(args.out)
     clip = generate_clip(preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size)
     clip.save(args.out)
     name = clip.video.name
@@ -256,7 +252,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.json.is_dir():
             raise InputError(f"--json {args.json} is a folder: give the name of the JSON file to write, e.g. "
                              f"{args.json / 'totals.json'}")
-        check_out_folder(args.json.parent, "--json")
+        check_output_folder(args.json.parent, "--json")
     result = evaluate_paths(args.gt, args.pred, poseval_compat=not args.strict)
     print(result.table())
     if args.json is not None:
@@ -365,7 +361,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
         raise InputError(f"{args.video} is not a regular file or folder: give a video file or a folder of frames")
     if not args.fps > 0:
         raise InputError(f"--fps must be positive, got {args.fps}")
-    check_out_folder(args.out)
+    check_output_folder(args.out)
     summary = track_video(args.video, args.out, temporal_checkpoint=args.temporal_checkpoint,
                           spatial_checkpoint=args.spatial_checkpoint, variant=args.tracker, pgg=args.pgg,
                           device=args.device, fps=args.fps, max_frames=args.max_frames, precision=args.precision)
@@ -382,7 +378,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
-    check_out_folder(args.out)
+    check_output_folder(args.out)
     run_demo(args.out, preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size, device=args.device,
              precision=args.precision)
     return 0

@@ -50,7 +50,7 @@ from mpat_nb.decode import DecodeConfig, predict_people
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.precision import resolve_precision
-from mpat_nb.utils import InputError, TrainingError, atomic_write_text, seed_everything
+from mpat_nb.utils import InputError, TrainingError, atomic_write_text, check_output_folder, seed_everything
 
 
 @dataclass
@@ -323,7 +323,7 @@ def resume_schedule(schedule: LearningRateDrop, optimizer, scheduler, state: dic
     schedule.drop_step, schedule.final_factor = new_drop, config.lr_final / config.lr
     for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
         group["lr"] = base * schedule(step)
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what get_last_lr() (the log) reports
     after = optimizer.param_groups[0]["lr"]
     change = f"the learning rate goes back up from {before:g} to {after:g} until then" if after > before else \
         f"the learning rate at step {step} is {after:g}"
@@ -348,17 +348,6 @@ def check_run_settings(config, out: str | Path) -> None:
         raise InputError(f"the time budget (--max-minutes) must be a positive number of minutes, got "
                          f"{config.max_minutes}; leave it out to train for all --steps")
     check_output_folder(out, "--out")
-
-
-def check_output_folder(out: str | Path, flag: str = "--out") -> None:
-    """InputError unless ``out`` is a folder or can be created as one (no file in its place or above it)."""
-    out = Path(out)
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise InputError(f"{flag} {out}: {folder} is a file, not a folder; give a folder (it is created "
-                                 "when there is something to write in it)")
-            return
 
 
 def balance_pooled_losses(losses: dict[str, torch.Tensor], targets) -> dict[str, torch.Tensor]:

@@ -147,6 +147,17 @@ def removes_created_folders(*paths: str | os.PathLike | None) -> Iterator[None]:
         raise
 
 
+def check_output_folder(out: str | Path, flag: str = "--out") -> None:
+    """InputError unless ``out`` is a folder or can be created as one (no file in its place or above it)."""
+    out = Path(out)
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{flag} {out}: {folder} is a file, not a folder; give a folder (it is created "
+                                 "when there is something to write in it)")
+            return
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
     with atomic_path(path) as tmp:
