@@ -127,23 +127,25 @@ def signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def removes_created_folders(*paths: str | os.PathLike | None) -> Iterator[None]:
-    """On an exception in the body (any, SIGINT and SIGTERM included), remove the folders on the way to each of
-    ``paths`` that did not exist on entry and are empty now; on success leave everything as it is."""
-    created = []                                                         # innermost first
+    """On an exception in the body (any, SIGINT and SIGTERM included), remove the folders that did not exist on
+    entry on the way to each of ``paths``, with the folders made inside them, as far as they are empty (a file
+    written before the failure keeps its folders); on success leave everything as it is."""
+    tops = set()                                                         # the outermost missing folder of each path
     for path in paths:
         if path is None:
             continue
-        for folder in (Path(path), *Path(path).parents):
-            if folder.exists():
-                break
-            created.append(folder)
+        missing = [folder for folder in (Path(path), *Path(path).parents) if not folder.exists()]
+        if missing:
+            tops.add(missing[-1])
     try:
         yield
     except BaseException:
-        for folder in sorted(set(created), key=lambda f: len(f.parts), reverse=True):   # innermost first
-            with contextlib.suppress(OSError):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+        for top in tops:
+            if not top.is_dir():
+                continue
+            for folder, _, _ in sorted(os.walk(top), key=lambda entry: -len(Path(entry[0]).parts)):  # deepest first
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)                                     # fails (and is kept) when not empty
         raise
 
 

@@ -383,3 +383,28 @@ def test_a_failed_command_keeps_folders_that_hold_something(tmp_path):
 def test_the_readme_lists_the_rules():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "## What happens on bad input" in readme
+
+
+def test_sigterm_during_a_real_command_leaves_nothing(tmp_path):
+    """``mpat-nb generate`` killed with SIGTERM while its frames are being written: exit 143, no .tmp, no folder."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-m", "mpat_nb", "generate", "--frames", "400", "--size", "320x240",
+                                "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(".tmp" in p.name for p in out.rglob("*")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert everything(tmp_path) == set()
