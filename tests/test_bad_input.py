@@ -408,3 +408,47 @@ def test_sigterm_during_a_real_command_leaves_nothing(tmp_path):
     assert process.returncode == 143, stderr
     assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
     assert everything(tmp_path) == set()
+
+
+class _FakeCapture:
+    """A cv2.VideoCapture stand-in declaring ``declared`` frames and decoding ``decoded``."""
+
+    def __init__(self, declared: int, decoded: int) -> None:
+        self.declared, self.left = declared, decoded
+
+    def get(self, prop):
+        return float(self.declared)
+
+    def read(self):
+        self.left -= 1
+        return (self.left >= 0), np.zeros((4, 4, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("name, declared, decoded, outcome", [
+    ("clip.mp4", 100, 99, "error"),          # an indexed container: exact count, one frame short is damage
+    ("clip.mkv", 100, 98, "warning"),        # duration x fps estimate: up to 2 % short only warns
+    ("clip.mkv", 100, 97, "error"),
+    ("clip.webm", 10, 9, "warning"),         # at least one frame of slack
+    ("clip.avi", 10, 12, "ok"),              # more frames than declared: fine
+])
+def test_video_read_rule(name, declared, decoded, outcome):
+    import warnings as warnings_module
+
+    from mpat_nb.data.video_io import _iter_capture
+
+    def read():
+        return list(_iter_capture(_FakeCapture(declared, decoded), Path(name)))
+
+    if outcome == "error":
+        with pytest.raises(InputError, match=f"decoded {decoded} of the {declared} frames"):
+            read()
+    elif outcome == "warning":
+        with pytest.warns(UserWarning, match=f"decoded {decoded} of the about {declared}"):
+            assert len(read()) == decoded
+    else:
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("error")
+            assert len(read()) == decoded

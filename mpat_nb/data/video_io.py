@@ -13,7 +13,9 @@ The video-read rule: a video file must decode to the number of frames its contai
 (``CAP_PROP_FRAME_COUNT``). When decoding stops early (a truncated file, a zeroed or corrupt stretch), the
 iterator raises InputError naming the missing frames after the last readable one, so a consumer that writes
 only once the iteration has finished (``track``: an atomic video writer) writes nothing. A container that
-declares no count (0) is read to its end; more frames than declared (an approximate header) are accepted. Every writer is atomic:
+declares no count (0) is read to its end; more frames than declared are accepted; for a container without a
+frame index (not mp4 / m4v / mov / avi: OpenCV estimates its count from duration x frame rate) a shortfall of
+up to 2 % of the count (at least 1 frame) gives a warning naming the missing frames instead of the error. Every writer is atomic:
 a video is written to a temporary file renamed into place; frames are written into a temporary folder
 that replaces the destination folder only after the last frame is written.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +58,9 @@ PathLike = str | os.PathLike
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 #: OpenCV codec per video ending (``.mp4``: the fallback when no H.264 encoder is found); ``.gif``: Pillow.
 VIDEO_FOURCC: dict[str, str] = {".mp4": "mp4v", ".avi": "MJPG"}
+#: Containers whose header counts the frames exactly (a frame index); for others (mkv, webm, ts, ...) OpenCV
+#: estimates the count from duration x frame rate, and a shortfall of up to 2 % (at least 1 frame) only warns.
+EXACT_COUNT_ENDINGS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".avi")
 #: The codecs :func:`write_video` can be asked for, per ending (the first: the default where available).
 VIDEO_CODECS: dict[str, tuple[str, ...]] = {".mp4": ("h264", "mp4v"), ".avi": ("MJPG",), ".gif": ("gif",)}
 
@@ -256,6 +262,11 @@ def _iter_capture(capture: cv2.VideoCapture, path: Path) -> Iterator[np.ndarray]
                              "codec this OpenCV build lacks); try converting it to mp4 or to a folder of frames")
         if count < declared:
             missing = f"frame {count}" if declared - count == 1 else f"frames {count} to {declared - 1}"
+            if path.suffix.lower() not in EXACT_COUNT_ENDINGS and declared - count <= max(1, declared // 50):
+                warnings.warn(f"{path}: decoded {count} of the about {declared} frames its duration x frame rate "
+                              f"gives ({missing} not found); a {path.suffix} file has no frame index, so the count "
+                              "is an estimate: kept as complete", stacklevel=2)
+                return
             raise InputError(f"{path}: damaged or truncated video: decoded {count} of the {declared} frames its "
                              f"container declares ({missing} missing); repair or re-encode it (e.g. ffmpeg -i IN "
                              f"OUT.mp4), or use only its first {count} frames (track --max-frames {count})")
