@@ -349,7 +349,8 @@ def _write_ffmpeg_h264(frames: Iterator[np.ndarray], tmp: Path, fps: float, exe:
     height, width = first.shape[:2]
     command = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", f"{float(fps)}", "-i", "-", "-an", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", "-crf", "18", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+               "-pix_fmt", "yuv420p", "-crf", "18", "-threads", "1",          # one thread: the same bytes anywhere
+               "-movflags", "+faststart", "-f", "mp4", str(tmp)]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
         try:
