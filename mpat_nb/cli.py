@@ -55,8 +55,6 @@ def _output_paths(args: argparse.Namespace) -> list[Path]:
     return [path for path in (getattr(args, "out", None), getattr(args, "json", None)) if path is not None]
 
 
-
-
 #: --precision of track and demo (mpat_nb.inference.inference_options)
 PRECISION_HELP = ("fp32 (default: plain float32, the same poses on every CPU), bf16 (bf16 autocast, faster on a CPU "
                   "with native bf16) or auto (bf16 where the CPU or GPU has it)")

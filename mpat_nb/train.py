@@ -132,7 +132,8 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")   # another architecture first
         check_resumable(state, config, resume)
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])                    # the drop flag of a time budget too
+        if state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
         start_step, history = int(state["step"]), list(state.get("history", []))
         torch.set_rng_state(state["rng"].cpu())
         resume_schedule(schedule, optimizer, scheduler, state, config, resume)

@@ -15,19 +15,21 @@ iterator raises InputError naming the missing frames after the last readable one
 only once the iteration has finished (``track``: an atomic video writer) writes nothing. A container that
 declares no count (0) is read to its end; more frames than declared are accepted; for a container without a
 frame index (not mp4 / m4v / mov / avi: OpenCV estimates its count from duration x frame rate) a shortfall of
-up to 2 % of the count (at least 1 frame) gives a warning naming the missing frames instead of the error. Every writer is atomic:
-a video is written to a temporary file renamed into place; frames are written into a temporary folder
-that replaces the destination folder only after the last frame is written.
+up to 2 % of the count (at least 1 frame) gives a warning naming the missing frames instead of the error.
+
+Every writer is atomic: a video is written to a temporary file renamed into place; frames are written into a
+temporary folder that replaces the destination folder only after the last frame is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import warnings
 import shutil
 import subprocess
 import tempfile
+import warnings
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -357,19 +359,22 @@ def _write_ffmpeg_h264(frames: Iterator[np.ndarray], tmp: Path, fps: float, exe:
             try:
                 for frame in chain([first], padded):
                     process.stdin.write(np.ascontiguousarray(frame).tobytes())
+                process.stdin.close()
             except BrokenPipeError:
                 pass                                                        # ffmpeg stopped: its log says why
-            process.stdin.close()
             code = process.wait()
         except BaseException:
             process.kill()
+            with contextlib.suppress(OSError):
+                process.stdin.close()
             process.wait()
             raise
         if code != 0:
             log.seek(0)
             lines = log.read().decode("utf-8", "replace").strip().splitlines()
-            raise RuntimeError(f"{path}: ffmpeg could not write H.264 (exit {code}: {lines[-1] if lines else 'no message'}); "
-                               "write with codec='mp4v' instead")
+            reason = lines[-1] if lines else "no message"
+            raise RuntimeError(f"{path}: ffmpeg could not write H.264 (exit {code}: {reason}); write with "
+                               "codec='mp4v' instead")
 
 
 def _write_gif(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
