@@ -5,6 +5,10 @@ A checkpoint is a plain dict of tensors and Python primitives (so the safe unpic
 optionally ``optimizer``, ``scheduler``, ``step``, ``rng`` (torch RNG state), ``train_config``,
 ``metrics``, ``decode`` (SpatialNet: the decoding bandwidths tuned for these weights, :func:`decode_tuning`),
 and ``versions`` (mpat_nb, torch) for the record.
+
+Every checkpoint is read through :func:`load_checkpoint`, which also refuses weights that are not finite (a NaN
+or inf in any floating tensor of ``model``): ``track``, ``demo``, ``train --init / --resume`` and the notebooks'
+loaders all get the same one-line error instead of silently wrong poses or tracks.
 """
 
 from __future__ import annotations
@@ -60,7 +64,25 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, preset: str | 
     if preset is not None and payload.get("preset") != preset:
         raise InputError(f"checkpoint {path} is of preset {payload.get('preset')!r}, expected {preset!r}: "
                          f"pass --preset {payload.get('preset')} or a checkpoint of preset {preset!r}")
+    check_finite_weights(payload["model"], path)
     return payload
+
+
+def check_finite_weights(state_dict: Any, path: str | Path) -> None:
+    """InputError naming ``path`` and the first tensor of ``state_dict`` with a NaN or inf value.
+
+    Only floating tensors are checked (integer buffers such as BatchNorm's ``num_batches_tracked`` cannot be
+    NaN). A state dict that is not a mapping of names to tensors is refused as not an mpat_nb checkpoint.
+    """
+    if not isinstance(state_dict, dict):
+        raise InputError(f"checkpoint {path} is not an mpat_nb checkpoint ('model' holds a "
+                         f"{type(state_dict).__name__}, not a state dict)")
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            raise InputError(f"checkpoint {path} has non-finite weights: tensor {name!r} holds {nan} NaN and {inf} "
+                             f"inf values of {tensor.numel()}; use another checkpoint or retrain (training stops "
+                             "at a NaN loss and keeps the last good checkpoint)")
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict, path: str | Path, architecture: str) -> torch.nn.Module:

@@ -1,7 +1,9 @@
 """The mpat-nb command line: generate synthetic clips, train, track a video, evaluate predictions, run the demo.
 
 Every sub-command prints a single-line error and exits with status 2 on bad input (missing file,
-malformed JSON, unknown preset, bad size), leaving no partial output behind.
+malformed JSON, unknown preset, bad size, a file where a folder is expected, ...), leaving no partial output
+behind: files are written atomically, a failed or interrupted command removes the output folders it created
+while they are still empty, and SIGTERM cleans up like Ctrl-C (exit 143; Ctrl-C: 130).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from mpat_nb.utils import InputError, TrainingError
+from mpat_nb.utils import (InputError, Terminated, TrainingError, check_output_folder, get_device,
+                            removes_created_folders, signals_raise)
+
+#: Largest frame side of ``--size`` (pixels): a 8192 x 8192 RGB frame is 200 MB, beyond that it is a typo.
+MAX_FRAME_SIDE = 8192
 
 #: ``mpat-nb track --tracker`` choices (mirrors :data:`mpat_nb.tracking.config.VARIANTS`; kept here so that
 #: ``--help`` does not import torch).
@@ -26,14 +32,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
-    except (InputError, TrainingError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+        with signals_raise(), removes_created_folders(*_output_paths(args)):
+            if getattr(args, "device", None) is not None:
+                get_device(args.device)                                   # an unknown or absent device: now
+            return int(args.handler(args) or 0)
+    except (InputError, TrainingError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"mpat-nb {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"mpat-nb {args.command}: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         print(f"mpat-nb {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _output_paths(args: argparse.Namespace) -> list[Path]:
+    """The output folder (and ``evaluate --json`` file) of a sub-command, for the cleanup of a failed run."""
+    if args.command == "train":
+        return [_train_out(args, "runs/temporalnet" if args.stage == "temporal" else "runs/spatialnet")]
+    return [path for path in (getattr(args, "out", None), getattr(args, "json", None)) if path is not None]
 
 
 #: --precision of track and demo (mpat_nb.inference.inference_options)
@@ -41,8 +60,16 @@ PRECISION_HELP = ("fp32 (default: plain float32, the same poses on every CPU), b
                   "with native bf16) or auto (bf16 where the CPU or GPU has it)")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: a bad flag or value exits with status 2 and one line naming it
+    (argparse's default also prints the usage, several lines for train); ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpat-nb", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="mpat-nb", description=__doc__.splitlines()[0])
     from mpat_nb import __version__
 
     parser.add_argument("--version", action="version", version=f"mpat_nb {__version__}")
@@ -185,6 +212,9 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like WIDTHxHEIGHT (e.g. 256x256), got {text!r}") from None
     if width <= 0 or height <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if max(width, height) > MAX_FRAME_SIDE:
+        raise argparse.ArgumentTypeError(f"size {text!r} is too large: at most {MAX_FRAME_SIDE} pixels a side "
+                                         "(e.g. 256x256, 640x480)")
     return width, height
 
 
@@ -197,6 +227,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
+    check_output_folder(args.out)
     clip = generate_clip(preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size)
     clip.save(args.out)
     name = clip.video.name
@@ -212,6 +243,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for label, path in (("--gt", args.gt), ("--pred", args.pred)):
         if not path.exists():
             raise InputError(f"{label} {path} does not exist: give a PoseTrack JSON file or a folder of them")
+        if not (path.is_file() or path.is_dir()):
+            raise InputError(f"{label} {path} is not a regular file or folder (a device, pipe or socket): give a "
+                             "PoseTrack JSON file or a folder of them")
+    if args.json is not None:
+        if args.json.is_dir():
+            raise InputError(f"--json {args.json} is a folder: give the name of the JSON file to write, e.g. "
+                             f"{args.json / 'totals.json'}")
+        check_output_folder(args.json.parent, "--json")
     result = evaluate_paths(args.gt, args.pred, poseval_compat=not args.strict)
     print(result.table())
     if args.json is not None:
@@ -316,6 +355,11 @@ def _cmd_track(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not args.video.exists():
         raise InputError(f"{args.video} does not exist: give a video file or a folder of frames")
+    if not (args.video.is_file() or args.video.is_dir()):
+        raise InputError(f"{args.video} is not a regular file or folder: give a video file or a folder of frames")
+    if not args.fps > 0:
+        raise InputError(f"--fps must be positive, got {args.fps}")
+    check_output_folder(args.out)
     summary = track_video(args.video, args.out, temporal_checkpoint=args.temporal_checkpoint,
                           spatial_checkpoint=args.spatial_checkpoint, variant=args.tracker, pgg=args.pgg,
                           device=args.device, fps=args.fps, max_frames=args.max_frames, precision=args.precision)
@@ -332,6 +376,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
+    check_output_folder(args.out)
     run_demo(args.out, preset=args.preset, seed=args.seed, num_frames=args.frames, size=args.size, device=args.device,
              precision=args.precision)
     return 0

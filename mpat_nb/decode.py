@@ -6,6 +6,13 @@ Steps (``docs/method.md`` 2.8): (1) optional flip test; (2) heatmap NMS and the 
 Pose-Guided Grouping refines the embeddings; (5) sub-pixel refinement and mapping back to the image.
 
 Glossary: B images, K = 15 joints, M candidates per joint, H x W output grid, S input size.
+
+Input checks (:class:`~mpat_nb.utils.InputError`, naming the argument and the fix): the maps of
+:func:`extract_candidates` / :func:`decode_batch` must be torch tensors (not NumPy arrays) of floating dtype with
+matching (B, K, H, W) shapes, and ``maps`` must hold ``heatmaps``, ``ke`` and ``svf``; float64 maps are
+decoded in float32. :func:`predict_people` takes a list (or a (T, H, W, 3) array) of images, never one
+(H, W, 3) image on its own (pass ``[image]``); each image is uint8 0..255, or floating-point in [0, 1], which is
+scaled to 0..255 (``(image * 255).round()``); other floating ranges are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from mpat_nb.data.annotations import Person
 from mpat_nb.data.augment import NO_AUGMENTATION, augmentation_matrix
 from mpat_nb.grouping import GroupingConfig, group_candidates
 from mpat_nb.skeleton import FLIP_PERMUTATION, joints_to_slots17
+from mpat_nb.utils import InputError
 
 #: Which embedding the grouping compares: the AE baseline uses KE alone.
 EMBEDDINGS = ("ke", "sie", "ke+sie")
@@ -106,6 +114,7 @@ def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tens
 
     heatmaps: (B, K, H, W); ke: (B, K, H, W, E) or (B, K, H, W); svf: (B, 2, H, W) in output pixels.
     """
+    heatmaps, ke, svf = check_maps(heatmaps, ke, svf)
     if ke.ndim == 4:
         ke = ke.unsqueeze(-1)
     batch, num_joints, height, width = heatmaps.shape
@@ -123,6 +132,36 @@ def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tens
     return [Candidates(to_np(xy[b]), to_np(scores[b]), to_np(ke_at[b]), to_np(sie[b])) for b in range(batch)]
 
 
+#: The keys of the ``maps`` dict :func:`decode_batch` reads (:func:`model_maps`, :func:`maps_from_output`)
+MAP_KEYS = ("heatmaps", "ke", "svf")
+
+
+def check_maps(heatmaps, ke, svf) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three maps, checked: InputError naming the map for a non-tensor, a non-floating dtype, or a shape that
+    is not heatmaps (B, K, H, W), ke (B, K, H, W[, E]), svf (B, 2, H, W) with one B, K, H, W; float64 -> float32."""
+    checked = []
+    for name, value in (("heatmaps", heatmaps), ("ke", ke), ("svf", svf)):
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{name} is a {type(value).__module__}.{type(value).__name__}, expected a torch tensor: "
+                             "pass torch.from_numpy(array) (maps from model_maps / maps_from_output are tensors)")
+        if not value.is_floating_point():
+            raise InputError(f"{name} has dtype {value.dtype}, expected floating point (float32): pass "
+                             f"{name}.float()")
+        checked.append(value.float() if value.dtype == torch.float64 else value)
+    heatmaps, ke, svf = checked
+    if heatmaps.ndim != 4:
+        raise InputError(f"heatmaps has shape {tuple(heatmaps.shape)}, expected (B, K, H, W): add the batch "
+                         "dimension with heatmaps.unsqueeze(0) for one image")
+    batch, joints, height, width = heatmaps.shape
+    if ke.ndim not in (4, 5) or tuple(ke.shape[:4]) != (batch, joints, height, width):
+        raise InputError(f"ke has shape {tuple(ke.shape)}, expected (B, K, H, W) or (B, K, H, W, E) = "
+                         f"({batch}, {joints}, {height}, {width}[, E]) to match heatmaps {tuple(heatmaps.shape)}")
+    if tuple(svf.shape) != (batch, 2, height, width):
+        raise InputError(f"svf has shape {tuple(svf.shape)}, expected (B, 2, H, W) = ({batch}, 2, {height}, "
+                         f"{width}) to match heatmaps {tuple(heatmaps.shape)}")
+    return heatmaps, ke, svf
+
+
 def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeConfig(),
                  refine: Callable[[Candidates, np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Group every image's candidates into poses (P, K, 3) x, y, score in output pixels.
@@ -131,6 +170,12 @@ def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeCon
     Pose-Guided Grouping when ``config.pgg_iterations > 0`` (the one argument that swaps AE grouping for
     PGG, :func:`mpat_nb.models.pgg.pgg_refiner`), else nothing.
     """
+    missing = [key for key in MAP_KEYS if not (hasattr(maps, "keys") and key in maps)]
+    if missing:
+        given = sorted(maps.keys()) if hasattr(maps, "keys") else type(maps).__name__
+        raise InputError(f"maps lacks {missing} (has {given}): pass the dict of model_maps(model, images) or "
+                         "maps_from_output(output), with heatmaps (B, K, H, W), ke (B, K, H, W, E), svf (B, 2, H, W)")
+    check_maps(maps["heatmaps"], maps["ke"], maps["svf"])
     height_width = maps["heatmaps"].shape[-1]
     if refine is None and config.pgg_iterations:
         from mpat_nb.models.pgg import PoseGuidedGrouping, pgg_refiner
@@ -175,10 +220,15 @@ def poses_to_people(poses: np.ndarray, image_size: tuple[int, int], input_size: 
 def predict_people(model: torch.nn.Module, images: Sequence[np.ndarray], config: DecodeConfig = DecodeConfig(), *,
                    batch_size: int = 8, device: torch.device | str | None = None,
                    refine: Callable[[Candidates, np.ndarray], np.ndarray] | None = None) -> list[list[Person]]:
-    """Detect and group people in RGB images of any size (letterboxed to the model's input size)."""
+    """Detect and group people in RGB images of any size (letterboxed to the model's input size).
+
+    images: a list of (H, W, 3) images, or a (T, H, W, 3) array; uint8, or floating point in [0, 1] (scaled to
+    0..255). One (H, W, 3) image on its own is refused (InputError): pass ``[image]``.
+    """
     from mpat_nb.data.augment import augment_image
     from mpat_nb.data.datasets import to_rgb
 
+    images = check_images(images)
     input_size, output_size = model.config.input_size, model.config.output_size
     device = device or next(model.parameters()).device
     model.eval()
@@ -191,3 +241,32 @@ def predict_people(model: torch.nn.Module, images: Sequence[np.ndarray], config:
         for img, poses in zip(chunk, decode_batch(maps, config, refine)):
             results.append(poses_to_people(poses, (img.shape[1], img.shape[0]), input_size, output_size))
     return results
+
+
+def check_images(images) -> list[np.ndarray]:
+    """:func:`predict_people`'s images as a list of uint8 arrays; InputError naming the image for one image
+    given where a list is expected, a non-array, a floating image outside [0, 1] or with NaN."""
+    if isinstance(images, torch.Tensor):
+        raise InputError("images is a torch tensor: pass a list of (H, W, 3) uint8 NumPy images (tensor.numpy())")
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3) and (images.ndim == 2 or images.shape[-1] in (1, 3, 4)):
+        raise InputError(f"images is one image of shape {images.shape}, expected a list of images: pass [image] "
+                         "(a (T, H, W, 3) array is read as T images)")
+    checked = []
+    for index, image in enumerate(images):
+        image = np.asarray(image)
+        if image.dtype.kind == "f":
+            if not np.isfinite(image).all():
+                raise InputError(f"image {index} holds NaN or inf values")
+            if image.size and (image.min() < 0 or image.max() > 1):
+                raise InputError(f"image {index} is {image.dtype} with values in [{image.min():g}, {image.max():g}]: "
+                                 "give uint8 0..255, or floating point in [0, 1] (image / 255)")
+            image = np.round(image * 255.0).astype(np.uint8)
+        elif image.dtype.kind in "iu" and image.dtype != np.uint8:
+            if image.size and (image.min() < 0 or image.max() > 255):
+                raise InputError(f"image {index} is {image.dtype} with values in [{image.min()}, {image.max()}]: "
+                                 "give uint8 0..255 (a 16-bit image: (image / 257).round().astype(np.uint8))")
+            image = image.astype(np.uint8)
+        elif image.dtype != np.uint8:
+            raise InputError(f"image {index} has dtype {image.dtype}: give uint8 0..255, or floating point in [0, 1]")
+        checked.append(image)
+    return checked

@@ -42,8 +42,10 @@ Where this module knowingly differs from poseval (none matters for well-formed f
 * tied scores (e.g. the -9999 fallback) are ranked by ``np.argsort(scores)[::-1]`` as in poseval, over
   candidates pooled in the order of the GT video list; poseval pools in ``glob`` order of its GT folder
   (:func:`evaluate_paths` uses sorted file names);
-* track ids must be < 10000 in compat mode (poseval asserts it), any integer in strict mode; predicted ids
-  must be unique within a frame in both modes. Negative ids are allowed, as in poseval.
+* track ids must be in 0 .. 9999 in compat mode (poseval asserts < 10000 and offsets each sequence's ids by
+  10000 x its index, so a negative id would land in the previous sequence's range; the project's PoseTrack
+  writer demands the same), any integer in strict mode; predicted ids must be unique within a frame in both
+  modes.
 
 Glossary: P predicted people, G GT people (in one frame), K = 15 joints in poseval order
 (:data:`mpat_nb.skeleton.JOINT_NAMES`).
@@ -442,7 +444,7 @@ def _pair_videos(gt: list[Video], pred: list[Video]) -> list[tuple[Video, Video]
 
 
 def _check_track_ids(video: Video, role: str, poseval_compat: bool) -> None:
-    """Prediction ids unique per frame (any mode); in compat mode all ids < 10000, as poseval demands."""
+    """Prediction ids unique per frame (any mode); in compat mode all ids in 0 .. 9999, as poseval demands."""
     for index, frame in enumerate(video.frames):
         ids = [person.track_id for person in frame.people]
         where = f"video {video.name!r}, frame {index} ({frame.file_name!r})"
@@ -454,6 +456,10 @@ def _check_track_ids(video: Video, role: str, poseval_compat: bool) -> None:
             raise InputError(f"{where}: {role} track id {max(ids)} >= {MAX_TRACK_ID}, which poseval refuses; "
                              "renumber the tracks (e.g. 0, 1, 2, ... by first appearance) or pass "
                              "poseval_compat=False")
+        if poseval_compat and ids and min(ids) < 0:
+            raise InputError(f"{where}: {role} track id {min(ids)} < 0; poseval needs track ids >= 0 (it offsets "
+                             "each sequence's ids by 10000): renumber the tracks (e.g. 0, 1, 2, ... by first "
+                             "appearance) or pass --strict (poseval_compat=False)")
 
 
 def _evaluate_sequence(gt: Video, pred: Video, poseval_compat: bool, fallback_warned: list) -> _SequenceStats:

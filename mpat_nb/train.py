@@ -31,6 +31,9 @@ import json
 import math
 import os
 import time
+import types
+import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +50,7 @@ from mpat_nb.decode import DecodeConfig, predict_people, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.precision import resolve_precision
-from mpat_nb.utils import InputError, TrainingError, atomic_write_text, seed_everything
+from mpat_nb.utils import InputError, TrainingError, atomic_write_text, check_output_folder, seed_everything
 
 
 @dataclass
@@ -106,6 +109,7 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
 
 
 def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    check_run_settings(config, out)
     main_process, local_batch = start_process(config, device)
     model_config = get_spatial_config(config.preset)
     dataset, config = _training_data(config, model_config)                # epochs -> steps on real data
@@ -117,10 +121,8 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
 
         pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    drop_step = int(round(config.lr_drop_fraction * config.steps))
-    dropped = {"early": False}   # set when the time budget moves the lr drop earlier than drop_step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 1.0 if step < drop_step and not dropped["early"] else config.lr_final / config.lr)
+    schedule = LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), config.lr_final / config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
     start_step, history = 0, []
     if config.init_checkpoint:
         initial = load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)
@@ -128,13 +130,15 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         model.decode_tuning = decode_tuning(initial, config.init_checkpoint)   # validation decodes with it
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
+        load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")   # another architecture first
         check_resumable(state, config, resume)
-        load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")
         model.decode_tuning = decode_tuning(state, resume)
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
         start_step, history = int(state["step"]), list(state.get("history", []))
         torch.set_rng_state(state["rng"].cpu())
+        resume_schedule(schedule, optimizer, scheduler, state, config, resume)
     precision.model(model)                                                # channels-last with autocast
     trained = distributed.wrap_model(model, device, sync_batchnorm=config.sync_batchnorm)   # DDP, or model itself
     if main_process:                                  # after every input check: a refused run leaves no folder
@@ -180,7 +184,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         minutes = minutes_spent(started, config)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
-            dropped["early"] = True
+            schedule.dropped_early = True                                 # saved with the scheduler's state
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
                 val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
@@ -264,7 +268,8 @@ def read_config_file(path: str | Path, config_class: type = SpatialTrainConfig) 
     if unknown:
         raise InputError(f"config file {path}: unknown keys {unknown} (not fields of {config_class.__name__}; "
                          f"known: {', '.join(sorted(fields))})")
-    return {key: _checked_value(path, key, str(fields[key].type), value) for key, value in values.items()}
+    hints = typing.get_type_hints(config_class)
+    return {key: _checked_value(path, key, hints[key], value) for key, value in values.items()}
 
 
 def check_resumable(state: dict, config, path: str | Path) -> None:
@@ -273,10 +278,80 @@ def check_resumable(state: dict, config, path: str | Path) -> None:
     Step s reads items s x batch_size onwards, so resuming with another global batch would re-read or skip data
     (the number of processes may change: each takes global batch / processes).
     """
+    missing = [key for key in ("optimizer", "step", "rng") if key not in state]
+    if missing:
+        raise InputError(f"cannot resume {path}: it has no optimiser state ({', '.join(missing)} missing: an "
+                         f"exported or shipped checkpoint keeps only the weights); --init {path} starts a new run "
+                         "from its weights")
     saved = (state.get("train_config") or {}).get("batch_size")
     if saved is not None and saved != config.batch_size:
         raise InputError(f"cannot resume {path}: it was trained with a global batch of {saved}, this run has "
                          f"{config.batch_size}; pass --batch-size {saved}")
+    if int(state["step"]) >= config.steps:
+        raise InputError(f"cannot resume {path}: it is already at step {int(state['step'])} and this run has "
+                         f"{config.steps} steps; pass a larger --steps to train on (the learning-rate schedule is "
+                         "recomputed for it)")
+
+
+class LearningRateDrop:
+    """The learning-rate factor of step s for ``LambdaLR``: 1 before ``drop_step``, ``final_factor`` (lr_final / lr)
+    from it on, or from the moment a time budget drops it early (``dropped_early``).
+
+    An object rather than a lambda so that ``LambdaLR.state_dict()`` saves its attributes (it stores the
+    ``__dict__`` of callable objects, nothing for functions) and a resumed run keeps an early drop.
+    """
+
+    def __init__(self, drop_step: int, final_factor: float) -> None:
+        self.drop_step = drop_step
+        self.final_factor = final_factor
+        self.dropped_early = False
+
+    def __call__(self, step: int) -> float:
+        return self.final_factor if self.dropped_early or step >= self.drop_step else 1.0
+
+
+def resume_schedule(schedule: LearningRateDrop, optimizer, scheduler, state: dict, config, path) -> None:
+    """After loading a checkpoint's scheduler state: the rule for a resumed run with another ``steps``.
+
+    Same ``steps``: the schedule is the checkpoint's (bit for bit the run that was interrupted). Other ``steps``:
+    the drop step is recomputed for the new length (``lr_drop_fraction x steps``; an early drop by the time
+    budget stays), the learning rate of the next step is set from it, and a warning says so, in particular when
+    the learning rate goes back up because the new drop comes later than the step already reached.
+    """
+    saved_steps = (state.get("train_config") or {}).get("steps")
+    new_drop = int(round(config.lr_drop_fraction * config.steps))
+    if saved_steps is None or saved_steps == config.steps:
+        return
+    step = int(state["step"])
+    before = optimizer.param_groups[0]["lr"]
+    schedule.drop_step, schedule.final_factor = new_drop, config.lr_final / config.lr
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * schedule(step)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what get_last_lr() (the log) reports
+    after = optimizer.param_groups[0]["lr"]
+    change = f"the learning rate goes back up from {before:g} to {after:g} until then" if after > before else \
+        f"the learning rate at step {step} is {after:g}"
+    warnings.warn(f"resuming {path} (trained for {saved_steps} steps) with steps={config.steps}: the learning-rate "
+                  f"drop is recomputed for the new length, to step {new_drop}"
+                  f"{' (or already done by the time budget)' if schedule.dropped_early else ''}; {change}",
+                  stacklevel=2)
+
+
+def check_run_settings(config, out: str | Path) -> None:
+    """InputError naming the setting for values a run cannot use, before anything is built or written.
+
+    Shared by the SpatialNet and TemporalNet training loops: a finite positive learning rate, at least 0 data
+    workers, a positive time budget, and an output folder that is not a file.
+    """
+    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+        raise InputError(f"the learning rate (--lr) must be a positive number, got {config.lr}")
+    if config.num_workers < 0:
+        raise InputError(f"the number of data workers (--workers) must be 0 (load in the main process) or more, "
+                         f"got {config.num_workers}")
+    if config.max_minutes is not None and not (math.isfinite(config.max_minutes) and config.max_minutes > 0):
+        raise InputError(f"the time budget (--max-minutes) must be a positive number of minutes, got "
+                         f"{config.max_minutes}; leave it out to train for all --steps")
+    check_output_folder(out, "--out")
 
 
 def balance_pooled_losses(losses: dict[str, torch.Tensor], targets) -> dict[str, torch.Tensor]:
@@ -449,14 +524,20 @@ def check_real_data_paths(config: SpatialTrainConfig) -> None:
                          f"annotations' image file names are relative to; {layout}")
 
 
-_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),)}
+#: What JSON value each config-field type accepts (a float field also takes a JSON integer, 1 -> 1.0)
+_JSON_TYPES = {int: (int,), float: (int, float), bool: (bool,), str: (str,), type(None): (type(None),)}
 
 
-def _checked_value(path: Path, key: str, type_text: str, value):
-    """``value`` if JSON gave the type of field ``key`` (``"int"``, ``"float | None"``, ...), else InputError."""
-    parts = [part.strip() for part in type_text.split("|")]
-    allowed = tuple(t for part in parts for t in _JSON_TYPES.get(part, (object,)))
+def _checked_value(path: Path, key: str, hint, value):
+    """``value`` if JSON gave the type of field ``key`` (its resolved type hint: ``int``, ``float | None``, ...),
+    else InputError. A type with no JSON form raises TypeError: a config field of that type cannot be read."""
+    parts = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    unknown = [part for part in parts if part not in _JSON_TYPES]
+    if unknown:
+        raise TypeError(f"config field {key} has type {hint}, which a JSON config file cannot give")
+    allowed = tuple(t for part in parts for t in _JSON_TYPES[part])
     if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
         is_whole = isinstance(value, int) and not isinstance(value, bool)
-        return float(value) if is_whole and "float" in parts and "int" not in parts else value   # 1 -> 1.0
-    raise InputError(f"config file {path}: {key} must be {type_text}, got {value!r}")
+        return float(value) if is_whole and float in parts and int not in parts else value   # 1 -> 1.0
+    names = " | ".join("None" if part is type(None) else part.__name__ for part in parts)
+    raise InputError(f"config file {path}: {key} must be {names}, got {value!r}")

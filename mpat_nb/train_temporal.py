@@ -49,8 +49,8 @@ from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (RunningLosses, check_resumable, mean_over_processes, minutes_spent, optimizer_step,
-                           start_process)
+from mpat_nb.train import (RunningLosses, check_resumable, check_run_settings, mean_over_processes, minutes_spent,
+                           optimizer_step, start_process)
 from mpat_nb.utils import InputError, atomic_write_text
 
 
@@ -94,6 +94,7 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
 
 
 def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    check_run_settings(config, out)
     main_process, local_batch = start_process(config, device)
     model_config = get_temporal_config(config.preset)
     spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
@@ -107,8 +108,8 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name, map_location=device)
         _check_same_spatialnet(state, spatial_record, resume)
+        load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")  # another architecture first
         check_resumable(state, config, resume)
-        load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")
         optimizer.load_state_dict(state["optimizer"])
         start_step, history = int(state["step"]), list(state.get("history", []))
         metrics = dict(state.get("metrics", {}))

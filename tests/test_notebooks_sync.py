@@ -42,6 +42,11 @@ def test_setup_cell_runs_outside_colab_without_network(path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("network access attempted by a setup cell")
 
+    # matplotlib's first import on a new machine builds its font cache by running fc-list (subprocess.run): do
+    # that here, before the guard below refuses every command, so that the test checks the setup cell alone
+    import matplotlib.font_manager  # noqa: F401 - imported for the font cache it builds
+    import matplotlib.pyplot  # noqa: F401
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"{path.name}: setup cell ran {a} outside Colab"))

@@ -100,6 +100,8 @@ POSEVAL_FOLDER_PATTERN = re.compile(r"^(\d+)_(mpii|bonn|mpiinew)(_.*)?$")
 POSEVAL_MAX_TRACK_ID = 10000
 #: Annotation id = image id x this + index in the image (the convention of the real PoseTrack18 files).
 ANNOTATIONS_PER_IMAGE = 100
+#: Largest JSON file read (bytes): PoseTrack18 val is about 2 MiB a video, COCO train2017 keypoints about 240 MiB.
+MAX_JSON_BYTES = 1 << 30
 
 #: The one category of a PoseTrack18 file.
 POSETRACK18_CATEGORY: dict = {
@@ -600,6 +602,12 @@ def _read_json(path: PathLike) -> Any:
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a .json file (load_posetrack_any reads folders)")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file (a device, pipe or socket); give a .json file")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise InputError(f"{path}: {size / 2**20:.0f} MiB is more than the {MAX_JSON_BYTES // 2**20} MiB an "
+                         "annotation file may have; split it into one file per video")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:

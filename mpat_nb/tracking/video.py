@@ -82,9 +82,10 @@ def track_video(source: str | Path, out_dir: str | Path, *, temporal_checkpoint:
 
     out.mkdir(parents=True, exist_ok=True)
     video_path, json_path, summary_path = out / f"{name}_tracked.mp4", out / f"{name}.json", out / f"{name}_summary.json"
-    write_video(tracked_images(), video_path, fps=fps)             # atomic: nothing left if a frame fails
+    codec = write_video(tracked_images(), video_path, fps=fps)     # atomic: nothing left if a frame fails
     save_posetrack18(video, json_path, check_poseval=False)
     summary = _summary(video, timings, source, variant, pgg, spatial, temporal)
+    summary["video_codec"] = codec                                  # "h264" (imageio-ffmpeg) or "mp4v" (OpenCV)
     summary["outputs"] = {"video": str(video_path), "posetrack18": str(json_path), "summary": str(summary_path)}
     atomic_write_text(summary_path, json.dumps(summary, indent=2))
     return summary
