@@ -37,7 +37,7 @@ MICRO_TEMPORAL = dataclasses.replace(TEMPORAL_PRESETS["tiny"], name="micro", spa
                                      tie_hourglass_depth=2, tie_increase=4)
 #: Global batch 4: two images per process. Checkpoint (and validation on one 2-frame clip) every 2 steps.
 CONFIG = SpatialTrainConfig(preset="micro", steps=3, batch_size=4, val_every=2, val_clips=1, val_frames=2,
-                            render_size=64, log_every=1, device="cpu")
+                            render_size=64, log_every=1, device="cpu", precision="fp32")   # exact sums: float32
 #: Every process's record of its run (gradients seen by the optimiser, checkpoint writes), filled by the patches.
 RECORD: dict = {"gradients": [], "saves": 0}
 
@@ -232,7 +232,8 @@ def test_temporalnet_trains_on_two_processes_in_step(tmp_path):
     spatial = save_checkpoint(tmp_path / "spatialnet_micro.pt", kind="spatialnet", model=SpatialNet(MICRO_SPATIAL),
                               model_config=MICRO_SPATIAL)
     config = TemporalTrainConfig(preset="micro", spatial_checkpoint=str(spatial), steps=2, batch_size=4,
-                                 render_size=64, val_every=0, val_pairs=2, log_every=1, device="cpu")
+                                 render_size=64, val_every=0, val_pairs=2, log_every=1, device="cpu",
+                                 precision="fp32")
     spawn(temporal_worker, config, tmp_path / "run", tmp_path)
     rank0, rank1 = reports(tmp_path)
     assert repr(rank0["result"]["metrics"]) == repr(rank1["result"]["metrics"])   # validated on rank 0, shared
