@@ -571,7 +571,9 @@ choice_viewer(draw_side_by_side, ["Hungarian IoU", "greedy OKS"], description="b
 # %% [markdown]
 # ## 8. Export the tracked clip
 #
-# `write_video` writes the drawn frames as a looping GIF (Pillow) or an MP4 (OpenCV); no ffmpeg needed.
+# `write_video` writes the drawn frames as a looping GIF (Pillow) or an MP4: H.264 through the ffmpeg that the
+# `imageio-ffmpeg` package ships (browsers and notebooks play it), OpenCV's MPEG-4 where that is missing; it returns
+# which codec it used.
 # Files go to `outputs/` next to the notebook (git ignores it).
 
 # %%
