@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 from tqdm.auto import tqdm
 
 from mpat_nb.decode import DecodeConfig, tuned_decode_config
+from mpat_nb.grouping_quality import Separation
 
 #: The four groupings of the ablation, in the paper's order (DecodeConfig fields; the bandwidths come from the
 #: model's tuning, :func:`ablation_decoders`).
@@ -121,7 +122,7 @@ def tune_sie_bandwidth(model, grouping: str = "KE+SIE", presets: Sequence[str] =
 
 
 def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequence[int] = (0, 1, 3),
-                   match_radius: float = 1.5) -> dict[int, "Separation"]:
+                   match_radius: float = 1.5) -> dict[int, Separation]:
     """Between / within-person separation of the detected joints' KE + SIE embeddings after R PGG iterations.
 
     For every frame of ``clips``: the candidates above the detection threshold (``decode_config``'s bandwidths and
@@ -137,7 +138,7 @@ def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequen
     from mpat_nb.data.augment import NO_AUGMENTATION, augment_image, augment_joints
     from mpat_nb.data.datasets import people_to_arrays
     from mpat_nb.decode import extract_candidates, model_maps
-    from mpat_nb.grouping_quality import Separation, embedding_separation
+    from mpat_nb.grouping_quality import embedding_separation
     from mpat_nb.models.pgg import PoseGuidedGrouping
 
     size_in, size_out = model.config.input_size, model.config.output_size

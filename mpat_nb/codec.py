@@ -165,7 +165,7 @@ def encode_targets(
 
     # Nearest pixel of each joint and whether it is on the grid.
     x, y, v = joints.unbind(-1)                                                   # each (N, K)
-    pixel_x, pixel_y = torch.floor(x + 0.5).long(), torch.floor(y + 0.5).long()
+    pixel_x, pixel_y = nearest_pixel(x), nearest_pixel(y)
     on_grid = (v > 0) & (pixel_x >= 0) & (pixel_x < width) & (pixel_y >= 0) & (pixel_y < height)
     keypoint_indices = torch.zeros(max_people, num_joints, 2, dtype=torch.long, device=device)
     keypoint_indices[:num_people, :, 0] = torch.where(on_grid, pixel_y * width + pixel_x, 0)
@@ -322,6 +322,53 @@ def joints_to_output_coords(joints, input_size: tuple[int, int] | int, output_si
 # ----------------------------------------------------------------------------------------------
 # Decoding helpers (method.md 2.8, steps 2 and 5)
 # ----------------------------------------------------------------------------------------------
+def nearest_pixel(coordinates):
+    """The pixel of each coordinate, floor(c + 0.5), as int64 (torch tensor in, tensor out; anything else, NumPy).
+
+    The one rounding rule of the project (pixel-centre convention): training targets (:func:`encode_targets`),
+    the tracker's SIE / TIE reads (:func:`instance_embedding_at`) and decoding all read the same pixel, also at
+    the half-way points where ``round`` / ``np.rint`` would round to even (2.5 -> 3 here, 2 there).
+    """
+    if isinstance(coordinates, torch.Tensor):
+        return torch.floor(coordinates + 0.5).long()
+    return np.floor(np.asarray(coordinates, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def instance_embedding(field: torch.Tensor) -> torch.Tensor:
+    """SIE / TIE at every pixel: p + v(p), (..., 2, H, W) (x, y) in output pixels, for a field in output pixels.
+
+    method.md 2.5, Eq. (1) (SIE(p) = p + v(p), v the SVF) and 3.2 (TIE(p) = p + T(p), T a TVF).
+    """
+    height, width = field.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(height, device=field.device, dtype=field.dtype),
+                            torch.arange(width, device=field.device, dtype=field.dtype), indexing="ij")
+    return torch.stack([xs, ys]) + field                                             # p + v(p)
+
+
+def instance_embedding_gathered(field: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """SIE / TIE p + v(p) at given pixels: field (B, 2, H, W) in output pixels, flat (B, M) int64 pixel indices
+    y W + x -> (B, M, 2) (x, y). The pixel itself is the position (not a sub-pixel joint): a perfect field's
+    vote is then exact, since the field is trained as c - p at pixel centres."""
+    batch, _, height, width = field.shape
+    values = field.reshape(batch, 2, height * width).gather(2, flat[:, None].expand(batch, 2, flat.shape[1]))
+    position = torch.stack([flat % width, torch.div(flat, width, rounding_mode="floor")], dim=-1)   # (B, M, 2)
+    return position.to(field.dtype) + values.transpose(1, 2)                                          # p + v(p)
+
+
+def instance_embedding_at(field: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """SIE / TIE at the pixels nearest to points (NumPy, the tracker's side): q + v(q), q = :func:`nearest_pixel`
+    of p clamped to the grid. field: (2, H, W) in output pixels; points: (..., 2) x, y -> (..., 2)."""
+    height, width = field.shape[1:]
+    xs = np.clip(nearest_pixel(points[..., 0]), 0, width - 1)
+    ys = np.clip(nearest_pixel(points[..., 1]), 0, height - 1)
+    return np.stack([xs + field[0, ys, xs], ys + field[1, ys, xs]], axis=-1)
+
+
+def svf_to_pixels(svf: torch.Tensor) -> torch.Tensor:
+    """A network's SVF / TVF (units of ``SVF_NORMALISER`` output pixels) in output pixels: v = Z v_net."""
+    return svf * SVF_NORMALISER
+
+
 def heatmap_nms(heatmaps: torch.Tensor, kernel: int = 3) -> torch.Tensor:
     """Keep local maxima: a value survives where it equals the max of its kernel x kernel window.
 

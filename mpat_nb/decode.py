@@ -17,16 +17,18 @@ scaled to 0..255 (``(image * 255).round()``); other floating ranges are refused.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from mpat_nb.codec import subpixel_refine, topk_candidates
+from mpat_nb.codec import instance_embedding_gathered, subpixel_refine, svf_to_pixels, topk_candidates
 from mpat_nb.data.annotations import Person
 from mpat_nb.data.augment import NO_AUGMENTATION, augmentation_matrix
 from mpat_nb.grouping import GroupingConfig, group_candidates
+from mpat_nb.models.pgg import PoseGuidedGrouping
 from mpat_nb.skeleton import FLIP_PERMUTATION, joints_to_slots17
 from mpat_nb.utils import InputError
 
@@ -84,15 +86,13 @@ def model_maps(model: torch.nn.Module, images: torch.Tensor, *, flip_test: bool 
     images: (B, 3, S, S) in [0, 1]. Returns heatmaps (B, K, H, W), ke (B, K, H, W, E) with E = 1 (E = 2
     with the flip test: AE concatenates the two tags), svf (B, 2, H, W) in output pixels, features.
     """
-    from mpat_nb.config import SVF_NORMALISER
-
     maps = maps_from_output(model(images))
     if flip_test:
         heatmaps, ke, svf = maps["heatmaps"], maps["ke"], maps["svf"]
         flipped = model(torch.flip(images, dims=[3]))
         heatmaps_f = torch.flip(flipped.heatmaps[:, -1], dims=[3])[:, FLIP_PERMUTATION]
         ke_f = torch.flip(flipped.keypoint_embedding[:, -1], dims=[3])[:, FLIP_PERMUTATION].unsqueeze(-1)
-        svf_f = torch.flip(flipped.svf[:, -1], dims=[3]) * SVF_NORMALISER
+        svf_f = svf_to_pixels(torch.flip(flipped.svf[:, -1], dims=[3]))
         svf_f = torch.stack([-svf_f[:, 0], svf_f[:, 1]], dim=1)          # mirrored x offsets change sign
         maps.update(heatmaps=(heatmaps + heatmaps_f) / 2, ke=torch.cat([ke, ke_f], dim=-1), svf=(svf + svf_f) / 2)
     return maps
@@ -103,10 +103,8 @@ def maps_from_output(output) -> dict[str, torch.Tensor]:
 
     Returns heatmaps (B, K, H, W), ke (B, K, H, W, 1), svf (B, 2, H, W) in output pixels, features (B, C, H, W).
     """
-    from mpat_nb.config import SVF_NORMALISER
-
     return {"heatmaps": output.heatmaps_final, "ke": output.keypoint_embedding_final.unsqueeze(-1),
-            "svf": output.svf_final * SVF_NORMALISER, "features": output.features}
+            "svf": svf_to_pixels(output.svf_final), "features": output.features}
 
 
 def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tensor, config: DecodeConfig = DecodeConfig()) -> list[Candidates]:
@@ -123,9 +121,7 @@ def extract_candidates(heatmaps: torch.Tensor, ke: torch.Tensor, svf: torch.Tens
     flat = (ys * width + xs)                                                        # (B, K, M)
     ke_at = ke.reshape(batch, num_joints, height * width, -1).gather(
         2, flat.unsqueeze(-1).expand(-1, -1, -1, ke.shape[-1]))                     # (B, K, M, E)
-    svf_flat = svf.reshape(batch, 2, height * width)
-    svf_at = torch.stack([svf_flat[:, c].gather(1, flat.reshape(batch, -1)).reshape(flat.shape) for c in range(2)], dim=-1)
-    sie = torch.stack([xs, ys], dim=-1).float() + svf_at                            # method.md 2.5, Eq. (1): SIE(p) = p + v(p)
+    sie = instance_embedding_gathered(svf.float(), flat.reshape(batch, -1)).reshape(*flat.shape, 2)  # SIE(p) = p + v(p)
     ref_x, ref_y = subpixel_refine(heatmaps, ys, xs)
     xy = torch.stack([ref_x, ref_y], dim=-1)
     to_np = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
@@ -168,7 +164,7 @@ def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeCon
 
     refine: optional function (candidates, embeddings (K, M, D)) -> refined embeddings. By default it is
     Pose-Guided Grouping when ``config.pgg_iterations > 0`` (the one argument that swaps AE grouping for
-    PGG, :func:`mpat_nb.models.pgg.pgg_refiner`), else nothing.
+    PGG, :func:`pgg_refiner`), else nothing.
     """
     missing = [key for key in MAP_KEYS if not (hasattr(maps, "keys") and key in maps)]
     if missing:
@@ -178,8 +174,6 @@ def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeCon
     check_maps(maps["heatmaps"], maps["ke"], maps["svf"])
     height_width = maps["heatmaps"].shape[-1]
     if refine is None and config.pgg_iterations:
-        from mpat_nb.models.pgg import PoseGuidedGrouping, pgg_refiner
-
         pgg = PoseGuidedGrouping(config.pgg_iterations, ke_bandwidth=config.ke_bandwidth,
                                  sie_bandwidth=config.sie_bandwidth).to(maps["heatmaps"].device)
         refine = pgg_refiner(pgg, height_width, config)
@@ -191,6 +185,41 @@ def decode_batch(maps: dict[str, torch.Tensor], config: DecodeConfig = DecodeCon
         image_poses, _ = group_candidates(candidates.xy, candidates.scores, embeddings, config.grouping)
         poses.append(image_poses)
     return poses
+
+
+def pgg_refiner(pgg: PoseGuidedGrouping, output_width: int, config: DecodeConfig | None = None) -> Callable[[object, np.ndarray], np.ndarray]:
+    """A ``refine(candidates, embeddings) -> refined`` function for ``decode_batch(..., refine=...)``.
+
+    pgg: the module (its device is used); output_width: W of the maps being decoded; config: the
+    ``DecodeConfig`` given to ``decode_batch`` (default ``DecodeConfig()``).
+
+    For one image: the candidates with score > ``config.grouping.detection_threshold`` (the ones the grouping
+    will use) are the points; PGG runs on their KE and SIE together, whatever ``config.embedding`` is (the
+    product kernel is the point of PGG). The refined KE and SIE are then laid out as ``config.embedding``
+    asks, in the config's bandwidths, so the grouping threshold keeps its meaning. Candidates at or below the
+    threshold neither move nor attract: they keep their input embeddings (the grouping ignores them anyway),
+    so the refinement happens among real detections only.
+    """
+    config = DecodeConfig() if config is None else config
+
+    def refine(candidates, embeddings: np.ndarray) -> np.ndarray:
+        num_joints, num_candidates, num_ke = candidates.ke.shape
+        device = pgg.log_bandwidths.device
+        ke = torch.as_tensor(candidates.ke, dtype=torch.float32, device=device).reshape(1, -1, num_ke)
+        sie = torch.as_tensor(candidates.sie, dtype=torch.float32, device=device).reshape(1, -1, 2)
+        keep = np.asarray(candidates.scores) > config.grouping.detection_threshold               # (K, M)
+        valid = torch.as_tensor(keep, device=device).reshape(1, -1)
+        with torch.no_grad():
+            refined = pgg(ke, sie, valid, output_width)
+        to_numpy = lambda t: t[0].reshape(num_joints, num_candidates, -1).float().cpu().numpy()  # noqa: E731
+        moved = dataclasses.replace(candidates, ke=to_numpy(refined.ke), sie=to_numpy(refined.sie))
+        refined_embeddings = moved.embeddings(config, output_width)                             # (K, M, D)
+        if refined_embeddings.shape != np.shape(embeddings):
+            raise ValueError(f"pgg_refiner: refined embeddings {refined_embeddings.shape} do not match the decoder's "
+                             f"{np.shape(embeddings)}; build the refiner with the DecodeConfig given to decode_batch")
+        return np.where(keep[..., None], refined_embeddings, embeddings).astype(np.asarray(embeddings).dtype)
+
+    return refine
 
 
 def poses_to_people(poses: np.ndarray, image_size: tuple[int, int], input_size: int, output_size: int) -> list[Person]:

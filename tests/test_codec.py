@@ -297,3 +297,21 @@ def test_vectorised_encoder_equals_reference_loop(seed):
     torch.testing.assert_close(got.svf.double(), torch.from_numpy(svf), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(got.ordinal.double(), torch.from_numpy(ordinal), atol=1e-6, rtol=1e-6)
     assert torch.equal(got.svf_mask.bool(), torch.from_numpy(instance > 0))
+
+
+def test_training_and_tracking_read_the_same_pixel_at_half_way_points():
+    """One rounding rule (codec.nearest_pixel, floor(x + 0.5)): the KE target pixel of a joint at x = 2.5 and the
+    pixel the tracker reads its SIE / TIE at are the same (np.rint would read pixel 2, round half to even)."""
+    from mpat_nb.codec import instance_embedding, instance_embedding_at, instance_embedding_gathered, nearest_pixel
+
+    joints = torch.tensor([[[2.5, 4.5, 1.0]] + [[0.0, 0.0, 0.0]] * 14])           # (N, K, 3): one joint at (2.5, 4.5)
+    targets = encode_targets(joints, torch.tensor([[3.0, 5.0]]), torch.tensor([10.0]), (8, 8))
+    trained_pixel = int(targets.keypoint_indices[0, 0, 0])                          # y W + x
+    field = torch.randn(2, 8, 8)
+    tracked = instance_embedding_at(field.numpy(), np.array([[2.5, 4.5]]))[0]       # q + v(q)
+    assert trained_pixel == 5 * 8 + 3 and nearest_pixel(np.array([2.5, 4.5])).tolist() == [3, 5]
+    np.testing.assert_allclose(tracked, [3 + field[0, 5, 3], 5 + field[1, 5, 3]], rtol=1e-6)
+    dense = instance_embedding(field[None])[0]                                       # (2, H, W)
+    gathered = instance_embedding_gathered(field[None], torch.tensor([[trained_pixel]]))[0, 0]
+    torch.testing.assert_close(gathered, dense[:, 5, 3])
+    np.testing.assert_allclose(tracked, dense[:, 5, 3].numpy(), rtol=1e-6)

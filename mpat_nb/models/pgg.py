@@ -9,7 +9,7 @@ reading of it as Gaussian blurring mean shift (GBMS, Kong & Fowlkes) [R/I]. The 
 docs/method.md 2.6, and "Eq. n" in the comments below is its Eq. (n):
 
 1. **Points, "pose-guided"**: every point i is a keypoint with a joint type k_i. Training takes the GT joints
-   (:func:`gather_points`), inference the heatmap NMS candidates (:func:`pgg_refiner`). The KE of a point is
+   (:func:`gather_points`), inference the heatmap NMS candidates (:func:`mpat_nb.decode.pgg_refiner`). The KE of a point is
    read from the map of its own joint type, so the pose picks the channel.
 2. **Joint embedding**: e_i = [ h_{k_i}(p_i) / delta_KE , SIE(p_i) / (delta_SIE W) ], SIE(p) = p + v(p).
 3. **Kernel**: K_ij = exp(-||e_i - e_j||^2 / 2) = exp(-dKE^2 / 2 delta_KE^2) exp(-||dSIE||^2 / 2 (delta_SIE W)^2):
@@ -26,14 +26,14 @@ L_PGG lives with the other losses: :func:`mpat_nb.losses.pgg_loss`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
+
+from mpat_nb.codec import instance_embedding_gathered
 
 #: Default R [Supp: "R = 1 is sufficient, more iterations do not lead to much gain"].
 PGG_ITERATIONS = 1
@@ -312,51 +312,8 @@ def gather_points(ke_maps: torch.Tensor, svf: torch.Tensor, keypoint_indices: to
     index = pixel.transpose(1, 2)[..., None].expand(batch, num_joints, num_people, num_ke)     # (B, K, N, E)
     ke = ke_maps.reshape(batch, num_joints, height * width, num_ke).gather(2, index)           # (B, K, N, E)
     ke = ke.transpose(1, 2).reshape(batch, num_points, num_ke)
-    flat = pixel.reshape(batch, 1, num_points)
-    svf_at = svf.reshape(batch, 2, height * width).gather(2, flat.expand(batch, 2, num_points)).transpose(1, 2)
-    position = torch.stack([flat[:, 0] % width, torch.div(flat[:, 0], width, rounding_mode="floor")], dim=-1)
-    sie = position.to(svf_at.dtype) + svf_at                                        # SIE(p) = p + v(p), (B, M, 2)
+    sie = instance_embedding_gathered(svf, pixel.reshape(batch, num_points))       # SIE(p) = p + v(p), (B, M, 2)
     device = keypoint_indices.device
     joint_type = torch.arange(num_joints, device=device).repeat(num_people).expand(batch, num_points)
     person = torch.arange(num_people, device=device).repeat_interleave(num_joints).expand(batch, num_points)
     return GatheredPoints(ke, sie, valid.reshape(batch, num_points), joint_type, person)
-
-
-# ----------------------------------------------------------------------------------------------
-# Inference: a refine hook for mpat_nb.decode.decode_batch
-# ----------------------------------------------------------------------------------------------
-def pgg_refiner(pgg: PoseGuidedGrouping, output_width: int, config=None) -> Callable[[object, np.ndarray], np.ndarray]:
-    """A ``refine(candidates, embeddings) -> refined`` function for ``decode_batch(..., refine=...)``.
-
-    pgg: the module (its device is used); output_width: W of the maps being decoded; config: the
-    ``DecodeConfig`` given to ``decode_batch`` (default ``DecodeConfig()``).
-
-    For one image: the candidates with score > ``config.grouping.detection_threshold`` (the ones the grouping
-    will use) are the points; PGG runs on their KE and SIE together, whatever ``config.embedding`` is (the
-    product kernel is the point of PGG). The refined KE and SIE are then laid out as ``config.embedding``
-    asks, in the config's bandwidths, so the grouping threshold keeps its meaning. Candidates at or below the
-    threshold neither move nor attract: they keep their input embeddings (the grouping ignores them anyway),
-    so the refinement happens among real detections only.
-    """
-    from mpat_nb.decode import DecodeConfig
-
-    config = DecodeConfig() if config is None else config
-
-    def refine(candidates, embeddings: np.ndarray) -> np.ndarray:
-        num_joints, num_candidates, num_ke = candidates.ke.shape
-        device = pgg.log_bandwidths.device
-        ke = torch.as_tensor(candidates.ke, dtype=torch.float32, device=device).reshape(1, -1, num_ke)
-        sie = torch.as_tensor(candidates.sie, dtype=torch.float32, device=device).reshape(1, -1, 2)
-        keep = np.asarray(candidates.scores) > config.grouping.detection_threshold               # (K, M)
-        valid = torch.as_tensor(keep, device=device).reshape(1, -1)
-        with torch.no_grad():
-            refined = pgg(ke, sie, valid, output_width)
-        to_numpy = lambda t: t[0].reshape(num_joints, num_candidates, -1).float().cpu().numpy()  # noqa: E731
-        moved = dataclasses.replace(candidates, ke=to_numpy(refined.ke), sie=to_numpy(refined.sie))
-        refined_embeddings = moved.embeddings(config, output_width)                             # (K, M, D)
-        if refined_embeddings.shape != np.shape(embeddings):
-            raise ValueError(f"pgg_refiner: refined embeddings {refined_embeddings.shape} do not match the decoder's "
-                             f"{np.shape(embeddings)}; build the refiner with the DecodeConfig given to decode_batch")
-        return np.where(keep[..., None], refined_embeddings, embeddings).astype(np.asarray(embeddings).dtype)
-
-    return refine

@@ -30,8 +30,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from mpat_nb.config import (HEATMAP_HEAD_INIT_STD, IMAGE_MEAN, IMAGE_STD, SPATIAL_PRESETS, SVF_NORMALISER,
+from mpat_nb.config import (HEATMAP_HEAD_INIT_STD, IMAGE_MEAN, IMAGE_STD, SPATIAL_PRESETS,
                             SpatialNetConfig, get_spatial_config)
+from mpat_nb.codec import instance_embedding, svf_to_pixels
 from mpat_nb.models.hourglass import StackedHourglass
 
 
@@ -73,11 +74,7 @@ class SpatialNetOutput:
 
     def spatial_instance_embedding(self, stack: int = -1) -> torch.Tensor:
         """SIE(p) = p + v(p) in output pixels (x, y): (B, 2, H, W). method.md 2.5, Eq. (1)."""
-        svf = self.svf[:, stack] * SVF_NORMALISER                                    # (B, 2, H, W) pixels
-        height, width = svf.shape[-2:]
-        ys, xs = torch.meshgrid(torch.arange(height, device=svf.device, dtype=svf.dtype),
-                                torch.arange(width, device=svf.device, dtype=svf.dtype), indexing="ij")
-        return torch.stack([xs, ys]) + svf                                           # (B, 2, H, W)
+        return instance_embedding(svf_to_pixels(self.svf[:, stack]))                # (B, 2, H, W)
 
 
 class SpatialNet(nn.Module):

@@ -30,7 +30,8 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, conv1x1
 from torchvision.ops import roi_align
 
-from mpat_nb.config import IMAGE_MEAN, IMAGE_STD, SVF_NORMALISER, TemporalNetConfig, get_temporal_config
+from mpat_nb.config import IMAGE_MEAN, IMAGE_STD, TemporalNetConfig, get_temporal_config
+from mpat_nb.codec import instance_embedding, svf_to_pixels
 from mpat_nb.models.hourglass import Hourglass, conv_bn_relu
 from mpat_nb.utils import InputError
 
@@ -63,11 +64,7 @@ class TemporalNetOutput:
         """TIE(p) = p + Z T(p) in output pixels (x, y): (B, 2, H, W). method.md 3.2. direction: forward | backward."""
         if direction not in ("forward", "backward"):
             raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
-        tvf = (self.tvf_forward if direction == "forward" else self.tvf_backward) * SVF_NORMALISER
-        height, width = tvf.shape[-2:]
-        ys, xs = torch.meshgrid(torch.arange(height, device=tvf.device, dtype=tvf.dtype),
-                                torch.arange(width, device=tvf.device, dtype=tvf.dtype), indexing="ij")
-        return torch.stack([xs, ys]) + tvf                                          # TIE(p) = p + T(p)
+        return instance_embedding(svf_to_pixels(self.tvf_forward if direction == "forward" else self.tvf_backward))
 
 
 class HumanEmbeddingBranch(nn.Module):

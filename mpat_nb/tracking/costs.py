@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mpat_nb.codec import instance_embedding_at
 from mpat_nb.skeleton import OKS_SIGMAS
 
 
@@ -21,19 +22,6 @@ def he_distances(embeddings_previous: np.ndarray, embeddings_current: np.ndarray
     current = _normalise(np.asarray(embeddings_current, dtype=np.float64))
     squared = 2.0 - 2.0 * previous @ current.T                           # |a - b|^2 = 2 - 2 a.b for unit vectors
     return np.sqrt(np.clip(squared, 0.0, 4.0))
-
-
-def instance_embedding_at(field: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """SIE / TIE at the pixels nearest to points: q + v(q), q = the pixel of p (clamped to the grid).
-
-    field: (2, H, W) vector field in output pixels (SVF, or TVF x ``SVF_NORMALISER``); points: (..., 2) x, y.
-    Returns (..., 2): where the pixel votes the person's centre lies. Using the pixel q (not p itself) keeps a
-    perfect field's vote exact: the field was trained as c - q at pixel centres.
-    """
-    height, width = field.shape[1:]
-    xs = np.clip(np.rint(points[..., 0]), 0, width - 1).astype(np.int64)
-    ys = np.clip(np.rint(points[..., 1]), 0, height - 1).astype(np.int64)
-    return np.stack([xs + field[0, ys, xs], ys + field[1, ys, xs]], axis=-1)
 
 
 def tie_votes(joints: np.ndarray, tvf: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from mpat_nb.config import SVF_NORMALISER
 from mpat_nb.data.annotations import Frame, Person, Video
 from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people
 from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
-from mpat_nb.tracking.costs import instance_embedding_at
+from mpat_nb.codec import instance_embedding_at
 from mpat_nb.tracking.config import TrackerConfig
 from mpat_nb.tracking.cuts import colour_histogram, histogram_change
 from mpat_nb.tracking.observation import Detection, FrameObservation
