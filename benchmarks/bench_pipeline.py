@@ -23,7 +23,7 @@ from mpat_nb.inference import InferenceOptions, inference_options
 from mpat_nb.tracking.pipeline import NetworkObserver, track_step
 from mpat_nb.tracking.trackers import make_tracker
 from mpat_nb.tracking.config import TrackerConfig
-from mpat_nb.train_temporal import load_temporal_pair
+from mpat_nb.checkpoints import load_temporal_pair
 
 from _timing import add_machine_arguments, machine_from_arguments, machine_line  # benchmarks/_timing.py
 

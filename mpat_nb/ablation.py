@@ -64,7 +64,7 @@ def grouping_ablation(models: Mapping[str, object], presets: Sequence[str] = ("c
     from mpat_nb.evaluate import evaluate
     from mpat_nb.grouping_quality import grouping_quality
     from mpat_nb.data.synth import generate_clip, split_seeds
-    from mpat_nb.train import predict_videos
+    from mpat_nb.decode import predict_videos
 
     rows = []
     per_model = {name: dict(decoders) if decoders is not None else ablation_decoders(model) for name, model in models.items()}
@@ -135,9 +135,9 @@ def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequen
     import torch
 
     from mpat_nb.codec import joints_to_output_coords
-    from mpat_nb.data.augment import NO_AUGMENTATION, augment_image, augment_joints
+    from mpat_nb.data.augment import NO_AUGMENTATION, augment_joints
     from mpat_nb.data.datasets import people_to_arrays
-    from mpat_nb.decode import extract_candidates, model_maps
+    from mpat_nb.decode import extract_candidates, model_maps, prepare_image
     from mpat_nb.grouping_quality import embedding_separation
     from mpat_nb.models.pgg import PoseGuidedGrouping
 
@@ -146,8 +146,7 @@ def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequen
     found: dict[int, list] = {r: [] for r in iterations}
     for clip in clips:
         for image, gt_frame in zip(clip.frames, clip.video.frames):
-            square = augment_image(image, NO_AUGMENTATION, (size_in, size_in))                     # (S, S, 3)
-            tensor = torch.from_numpy(square).permute(2, 0, 1)[None].float().div(255).to(device)
+            tensor = prepare_image(image, size_in)[None].to(device)                               # (1, 3, S, S)
             with torch.no_grad():
                 maps = model_maps(model.eval(), tensor)
             candidates = extract_candidates(maps["heatmaps"], maps["ke"], maps["svf"], decode_config)[0]

@@ -14,11 +14,16 @@ loaders all get the same one-line error instead of silently wrong poses or track
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mpat_nb.config import TemporalNetConfig, get_spatial_config, get_temporal_config
+from mpat_nb.models.spatialnet import SpatialNet
+from mpat_nb.models.temporalnet import TemporalNet
 from mpat_nb.utils import InputError, atomic_path
 
 #: Shipped checkpoints live inside the package so that ``pip install`` brings them along.
@@ -143,3 +148,94 @@ def store_decode_tuning(path: str | Path, tuning: dict[str, float]) -> Path:
     with atomic_path(Path(path)) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading the models of a checkpoint (inference and training both read them from here)
+# ----------------------------------------------------------------------------------------------
+def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str | torch.device = "cpu") -> SpatialNet:
+    """A SpatialNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode."""
+    state = load_checkpoint(path, kind="spatialnet", preset=preset, map_location="cpu")
+    model = load_weights(SpatialNet(get_spatial_config(state["preset"])), state["model"], path,
+                         f"the {state['preset']!r} architecture")
+    model.decode_tuning = decode_tuning(state, path)
+    return model.to(device).eval()
+
+
+def spatial_checkpoint_path(path: str | Path | None, model_config: TemporalNetConfig | str) -> Path:
+    """The frozen SpatialNet's checkpoint: ``path``, or the shipped ``spatialnet_<spatial_preset>.pt``."""
+    if path is not None:
+        return Path(path)
+    return shipped_checkpoint(f"spatialnet_{get_temporal_config(model_config).spatial_preset}.pt")
+
+
+def load_frozen_spatialnet(path: str | Path, model_config: TemporalNetConfig | str,
+                           device: str | torch.device = "cpu") -> SpatialNet:
+    """A SpatialNet from a checkpoint, in eval mode with ``requires_grad`` off, checked to fit the TemporalNet.
+
+    Unlike :func:`load_spatialnet` (which rebuilds the preset's *current* definition), the network is
+    built from the checkpoint's recorded ``model_config``: the weights define the architecture, and a checkpoint
+    of an older definition of a preset is then reported by what it is (e.g. its feature width) rather than by a
+    state-dict mismatch.
+    """
+    model_config = get_temporal_config(model_config)
+    state = load_checkpoint(path, kind="spatialnet", map_location="cpu")
+    spatial = load_weights(SpatialNet(get_spatial_config(state["model_config"])), state["model"], path,
+                           "its recorded SpatialNet architecture")
+    spatial.decode_tuning = decode_tuning(state, path)
+    try:
+        model_config.check_spatial(spatial.config)
+    except InputError as error:
+        raise InputError(f"SpatialNet checkpoint {path} does not fit: {error} (or give --spatial-checkpoint a "
+                         f"SpatialNet with {model_config.feature_channels}-channel features)") from None
+    multiple = 2 ** model_config.tie_hourglass_depth
+    if spatial.config.output_size % multiple:
+        raise InputError(f"the TIE hourglass of TemporalNet {model_config.name!r} needs an output grid that is a "
+                         f"multiple of {multiple}, SpatialNet {spatial.config.name!r} gives "
+                         f"{spatial.config.output_size}")
+    return spatial.requires_grad_(False).to(device).eval()
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short SHA-256 of a model's state dict (names and bytes): tells which SpatialNet a TemporalNet read."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_temporalnet(path: str | Path, *, preset: str | None = None,
+                     device: str | torch.device = "cpu") -> TemporalNet:
+    """A TemporalNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode.
+
+    The architecture is the checkpoint's recorded ``model_config``. Its SpatialNet is not included: use
+    :func:`load_temporal_pair` for both.
+    """
+    state = load_checkpoint(path, kind="temporalnet", preset=preset, map_location="cpu")
+    model = load_weights(TemporalNet(get_temporal_config(state["model_config"])), state["model"], path,
+                         f"its recorded {state['preset']!r} architecture")
+    return model.to(device).eval()
+
+
+def load_temporal_pair(path: str | Path, *, spatial_checkpoint: str | Path | None = None,
+                       device: str | torch.device = "cpu") -> tuple[SpatialNet, TemporalNet]:
+    """The frozen SpatialNet and the TemporalNet of a TemporalNet checkpoint, both in eval mode.
+
+    spatial_checkpoint: default the one the run recorded (its explicit path if it still exists, else the
+    shipped checkpoint of the preset). Warns when its weights are not the ones TemporalNet was trained on.
+    """
+    state = load_checkpoint(path, kind="temporalnet", map_location="cpu")
+    temporal = load_temporalnet(path, device=device)
+    if spatial_checkpoint is None:
+        recorded = (state.get("train_config") or {}).get("spatial_checkpoint")
+        spatial_checkpoint = recorded if recorded and Path(recorded).is_file() else None
+    spatial = load_frozen_spatialnet(spatial_checkpoint_path(spatial_checkpoint, temporal.config), temporal.config,
+                                     device)
+    expected = (state.get("spatial") or {}).get("fingerprint")
+    if expected and expected != weights_fingerprint(spatial):
+        warnings.warn(f"TemporalNet {path} was trained on SpatialNet {state['spatial'].get('checkpoint')} "
+                      f"(fingerprint {expected}); the SpatialNet loaded now has other weights: its features are "
+                      "not what TemporalNet learned from. Pass the original with spatial_checkpoint=...",
+                      stacklevel=2)
+    return spatial, temporal

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from mpat_nb.codec import instance_embedding_gathered, subpixel_refine, svf_to_pixels, topk_candidates
-from mpat_nb.data.annotations import Person
-from mpat_nb.data.augment import NO_AUGMENTATION, augmentation_matrix
+from mpat_nb.data.annotations import Frame, Person, Video
+from mpat_nb.data.augment import NO_AUGMENTATION, augment_image, augmentation_matrix, to_rgb
 from mpat_nb.grouping import GroupingConfig, group_candidates
 from mpat_nb.models.pgg import PoseGuidedGrouping
 from mpat_nb.skeleton import FLIP_PERMUTATION, joints_to_slots17
@@ -254,9 +254,6 @@ def predict_people(model: torch.nn.Module, images: Sequence[np.ndarray], config:
     images: a list of (H, W, 3) images, or a (T, H, W, 3) array; uint8, or floating point in [0, 1] (scaled to
     0..255). One (H, W, 3) image on its own is refused (InputError): pass ``[image]``.
     """
-    from mpat_nb.data.augment import augment_image
-    from mpat_nb.data.datasets import to_rgb
-
     images = check_images(images)
     input_size, output_size = model.config.input_size, model.config.output_size
     device = device or next(model.parameters()).device
@@ -264,12 +261,19 @@ def predict_people(model: torch.nn.Module, images: Sequence[np.ndarray], config:
     results: list[list[Person]] = []
     for start in range(0, len(images), batch_size):
         chunk = [to_rgb(img) for img in images[start:start + batch_size]]
-        batch = np.stack([augment_image(img, NO_AUGMENTATION, (input_size, input_size)) for img in chunk])
-        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+        tensor = torch.stack([prepare_image(img, input_size) for img in chunk]).to(device)          # (B, 3, S, S)
         maps = model_maps(model, tensor, flip_test=config.flip_test)
         for img, poses in zip(chunk, decode_batch(maps, config, refine)):
             results.append(poses_to_people(poses, (img.shape[1], img.shape[0]), input_size, output_size))
     return results
+
+
+def prepare_image(image: np.ndarray, input_size: int) -> torch.Tensor:
+    """What SpatialNet reads of one image at inference: (3, S, S) float32 in [0, 1], the image (any size; grayscale
+    and RGBA converted) letterboxed into the S x S input without augmentation. The one preparation of the decoder,
+    the tracker's observer and the measurements."""
+    square = augment_image(to_rgb(image), NO_AUGMENTATION, (input_size, input_size))                # (S, S, 3)
+    return torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1).float().div_(255.0)
 
 
 def check_images(images) -> list[np.ndarray]:
@@ -299,3 +303,15 @@ def check_images(images) -> list[np.ndarray]:
             raise InputError(f"image {index} has dtype {image.dtype}: give uint8 0..255, or floating point in [0, 1]")
         checked.append(image)
     return checked
+
+
+@torch.no_grad()
+def predict_videos(model: torch.nn.Module, clips, decode_config: DecodeConfig = DecodeConfig()):
+    """Per-frame poses for each clip, as Videos aligned with the clips' ground truth (ids per frame)."""
+    videos = []
+    for clip in clips:
+        people = predict_people(model, list(clip.frames), decode_config)
+        frames = [Frame(file_name=gt.file_name, image_id=gt.image_id, width=gt.width, height=gt.height, people=found)
+                  for gt, found in zip(clip.video.frames, people)]
+        videos.append(Video(name=clip.video.name, frames=frames))
+    return videos

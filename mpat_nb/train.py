@@ -43,11 +43,14 @@ from tqdm.auto import tqdm
 
 from mpat_nb import distributed
 from mpat_nb.checkpoints import decode_tuning, load_checkpoint, load_weights, save_checkpoint
-from mpat_nb.config import LOSS_WEIGHTS, SVF_NORMALISER, get_spatial_config
+from mpat_nb.codec import svf_to_pixels
+from mpat_nb.config import LOSS_WEIGHTS, get_spatial_config
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
-from mpat_nb.decode import DecodeConfig, predict_people, tuned_decode_config
+from mpat_nb.data.synth import validation_clips
+from mpat_nb.decode import DecodeConfig, predict_videos, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss
+from mpat_nb.models.pgg import PoseGuidedGrouping, gather_points
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.precision import resolve_precision
 from mpat_nb.utils import InputError, TrainingError, atomic_write_text, check_output_folder, seed_everything
@@ -117,8 +120,6 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     model = SpatialNet(model_config).to(device)
     pgg = None
     if config.pgg_iterations:
-        from mpat_nb.models.pgg import PoseGuidedGrouping
-
         pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), config.lr_final / config.lr)
@@ -149,7 +150,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
                         num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     scaler = precision.grad_scaler()
-    val_set = synthetic_validation_set(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
+    val_set = validation_clips(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
     val_decode = validation_decode_config(config, model)
     checkpoint_path, val_map = out / "last.pt", float("nan")
@@ -423,9 +424,7 @@ def pgg_stage_loss(pgg, output, targets) -> dict[str, torch.Tensor]:
     output: SpatialNetOutput; targets: collated SpatialTargets. Returns ``pgg`` (the unweighted L_PGG) and its
     parts ``pgg_ke``, ``pgg_sie``; the caller adds ``LOSS_WEIGHTS["pgg"] * pgg`` to the total.
     """
-    from mpat_nb.models.pgg import gather_points
-
-    svf_pixels = output.svf[:, -1].float() * SVF_NORMALISER                     # (B, 2, H, W) output pixels
+    svf_pixels = svf_to_pixels(output.svf[:, -1].float())                        # (B, 2, H, W) output pixels
     points = gather_points(output.keypoint_embedding[:, -1].float(), svf_pixels, targets.keypoint_indices)
     refined = pgg(points.ke, points.sie, points.valid, svf_pixels.shape[-1])     # (B, M, .) with M = N K
     terms = pgg_loss(refined, points.person, points.valid, targets.centers)
@@ -440,43 +439,12 @@ def validation_decode_config(config: SpatialTrainConfig, model: SpatialNet | Non
     return tuned_decode_config(model, embedding=config.decode_embedding)
 
 
-def synthetic_validation_set(preset: str, num_clips: int, num_frames: int, size: int):
-    """Validation clips from the generator's validation seeds (disjoint from the training seeds)."""
-    from mpat_nb.data.synth import generate_clip, split_seeds
-
-    return [generate_clip(preset=preset, seed=int(seed), num_frames=num_frames, size=(size, size))
-            for seed in split_seeds("val", num_clips)]
-
-
 @torch.no_grad()
 def validation_map(model: SpatialNet, clips, decode_config: DecodeConfig = DecodeConfig()) -> float:
     """Total mAP (PoseTrack evaluator) of the model's poses on the given clips."""
     from mpat_nb.evaluate import evaluate
 
     return float(evaluate([c.video for c in clips], predict_videos(model, clips, decode_config)).total_map)
-
-
-@torch.no_grad()
-def predict_videos(model: SpatialNet, clips, decode_config: DecodeConfig = DecodeConfig()):
-    """Per-frame poses for each clip, as Videos aligned with the clips' ground truth (ids per frame)."""
-    from mpat_nb.data.annotations import Frame, Video
-
-    videos = []
-    for clip in clips:
-        people = predict_people(model, list(clip.frames), decode_config)
-        frames = [Frame(file_name=gt.file_name, image_id=gt.image_id, width=gt.width, height=gt.height, people=found)
-                  for gt, found in zip(clip.video.frames, people)]
-        videos.append(Video(name=clip.video.name, frames=frames))
-    return videos
-
-
-def load_spatialnet(path: str | Path, *, preset: str | None = None, device: str | torch.device = "cpu") -> SpatialNet:
-    """A SpatialNet with the weights of a checkpoint (any preset unless ``preset`` is given), in eval mode."""
-    state = load_checkpoint(path, kind="spatialnet", preset=preset, map_location="cpu")
-    model = load_weights(SpatialNet(get_spatial_config(state["preset"])), state["model"], path,
-                         f"the {state['preset']!r} architecture")
-    model.decode_tuning = decode_tuning(state, path)
-    return model.to(device).eval()
 
 
 def _training_data(config: SpatialTrainConfig, model_config):

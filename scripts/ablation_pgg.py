@@ -17,7 +17,7 @@ import torch
 
 from mpat_nb.ablation import ablation_decoders, ablation_table, grouping_ablation
 from mpat_nb.checkpoints import shipped_checkpoint
-from mpat_nb.train import load_spatialnet
+from mpat_nb.checkpoints import load_spatialnet
 
 
 def main() -> None:

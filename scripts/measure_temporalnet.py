@@ -25,7 +25,7 @@ import torch
 from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.temporal_metrics import (REID_GAPS, TVF_PRESETS, format_reid_table, format_tvf_table, measure_reid,
                                       measure_tvf)
-from mpat_nb.train_temporal import load_temporal_pair
+from mpat_nb.checkpoints import load_temporal_pair
 from mpat_nb.utils import get_device
 
 

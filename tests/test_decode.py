@@ -77,7 +77,7 @@ def test_tuned_bandwidths_travel_with_the_checkpoint(tmp_path):
     from mpat_nb.config import get_spatial_config
     from mpat_nb.decode import DecodeConfig, tuned_decode_config
     from mpat_nb.models.spatialnet import SpatialNet
-    from mpat_nb.train import load_spatialnet
+    from mpat_nb.checkpoints import load_spatialnet
     from mpat_nb.utils import InputError
 
     config = get_spatial_config("tiny")

@@ -181,8 +181,8 @@ def test_network_observer_with_fast_paths_matches_the_default():
     from mpat_nb.checkpoints import shipped_checkpoint
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.tracking.pipeline import NetworkObserver
-    from mpat_nb.train import load_spatialnet
-    from mpat_nb.train_temporal import load_temporalnet
+    from mpat_nb.checkpoints import load_spatialnet
+    from mpat_nb.checkpoints import load_temporalnet
 
     spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"))
     temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"))
@@ -209,7 +209,7 @@ def test_bf16_moves_few_decoded_joints_of_the_shipped_models():
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.inference import inference_options
     from mpat_nb.tracking.pipeline import NetworkObserver
-    from mpat_nb.train_temporal import load_temporal_pair
+    from mpat_nb.checkpoints import load_temporal_pair
 
     spatial, temporal = load_temporal_pair(shipped_checkpoint("temporalnet_tiny.pt"))
     frames = generate_clip(preset="mixed", seed=7, num_frames=3).frames

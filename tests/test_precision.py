@@ -8,7 +8,7 @@ import torch
 from mpat_nb.data.datasets import SyntheticSpatialDataset
 from mpat_nb.data.synth import generate_clip
 from mpat_nb.models.spatialnet import SpatialNetOutput
-from mpat_nb.precision import Precision, cpu_has_native_bf16, resolve_precision
+from mpat_nb.precision import cpu_has_native_bf16, resolve_precision
 from mpat_nb.train import as_float32
 from mpat_nb.utils import InputError
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import mpat_nb.train as train_module
-from mpat_nb.checkpoints import load_checkpoint, save_checkpoint
+from mpat_nb.checkpoints import load_checkpoint, load_spatialnet, save_checkpoint
 from mpat_nb.config import get_spatial_config
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.train import SpatialTrainConfig, load_spatialnet, train_spatialnet
+from mpat_nb.train import SpatialTrainConfig, train_spatialnet
 from mpat_nb.utils import InputError, TrainingError
 
 CONFIG = SpatialTrainConfig(preset="tiny", steps=4, batch_size=2, val_every=0, val_clips=1, val_frames=2,

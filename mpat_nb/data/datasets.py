@@ -23,7 +23,7 @@ from mpat_nb.codec import SpatialTargets, collate_targets, encode_targets, joint
 from mpat_nb.data.annotations import Frame, Person
 from mpat_nb.data.augment import (
     NO_AUGMENTATION, AugmentConfig, AugmentParams, augment_image, augment_joints, augment_mask, augment_points,
-    sample_augmentation,
+    sample_augmentation, to_rgb,
 )
 from mpat_nb.skeleton import NUM_JOINTS
 
@@ -79,22 +79,6 @@ def people_to_arrays(people: Sequence[Person]) -> tuple[np.ndarray, np.ndarray |
         box = person.bbox if person.bbox is not None else person.keypoint_box()
         scales.append(float(np.hypot(box[2], box[3])) if box is not None else 0.0)
     return joints, centers, np.asarray(scales)
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 -> (H, W, 3) uint8 RGB."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = image[..., :3]
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    return image
 
 
 class SyntheticSpatialDataset(Dataset):

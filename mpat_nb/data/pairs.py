@@ -32,7 +32,8 @@ from mpat_nb.config import MAX_FRAME_GAP
 from mpat_nb.data.annotations import Person
 from mpat_nb.data.augment import (NO_AUGMENTATION, AugmentConfig, AugmentParams, augment_image, augment_joints,
                                   augment_points, sample_augmentation)
-from mpat_nb.data.datasets import people_to_arrays, to_rgb
+from mpat_nb.data.augment import to_rgb
+from mpat_nb.data.datasets import people_to_arrays
 from mpat_nb.utils import DeviceMovable
 
 #: identity = clip_key * IDENTITY_STRIDE + track_id, unique over a batch of several clips

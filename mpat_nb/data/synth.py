@@ -387,6 +387,13 @@ def generate_clip(preset: str = "mixed", seed: int = 0, num_frames: int = 30, si
     return Clip(frames, masks, video, source.config, preset, seed, events, depths)
 
 
+def validation_clips(preset: str, num_clips: int, num_frames: int, size: int) -> list[Clip]:
+    """``num_clips`` clips of ``preset`` from the generator's validation seeds (disjoint from the training seeds),
+    ``num_frames`` frames of ``size`` x ``size``: what training validates on and the notebooks measure."""
+    return [generate_clip(preset=preset, seed=int(seed), num_frames=num_frames, size=(size, size))
+            for seed in split_seeds("val", num_clips)]
+
+
 def iter_frames(preset: str = "mixed", seed: int = 0, num_frames: int = 30, size: tuple[int, int] = (256, 256),
                 config: SynthConfig | None = None, **overrides) -> Iterator[SynthFrame]:
     """Yield the frames of a clip one at a time (same pixels as :func:`generate_clip`)."""

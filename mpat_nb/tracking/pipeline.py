@@ -16,12 +16,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from mpat_nb.codec import instance_embedding_at, svf_to_pixels
 from mpat_nb.codec_temporal import boxes_from_joints
-from mpat_nb.config import SVF_NORMALISER
 from mpat_nb.data.annotations import Frame, Person, Video
-from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people
+from mpat_nb.data.augment import NO_AUGMENTATION, to_rgb
+from mpat_nb.decode import DecodeConfig, decode_batch, maps_from_output, poses_to_people, prepare_image
 from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
-from mpat_nb.codec import instance_embedding_at
 from mpat_nb.tracking.config import TrackerConfig
 from mpat_nb.tracking.cuts import colour_histogram, histogram_change
 from mpat_nb.tracking.observation import Detection, FrameObservation
@@ -81,17 +81,13 @@ class NetworkObserver:
     def _observe(self, image: np.ndarray, sources: list[Sequence[Person] | None],
                  file_name: str) -> list[FrameObservation]:
         """One observation per source: None = the decoded poses, a list of people = those ground-truth poses."""
-        from mpat_nb.data.augment import NO_AUGMENTATION, augment_image
-        from mpat_nb.data.datasets import to_rgb
-
         image = np.asarray(image)
         if image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
             raise InputError(f"frame {self._index} is empty (shape {image.shape}): skip it or check the video reader")
         rgb = to_rgb(image)
         started = _clock(self.device)
         config = self.spatial.config
-        square = augment_image(rgb, NO_AUGMENTATION, (config.input_size, config.input_size))
-        tensor = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1)[None].float().div_(255.0)
+        tensor = prepare_image(rgb, config.input_size)[None]                             # (1, 3, S, S)
         output = self.spatial(tensor.to(self.device))
         maps = maps_from_output(output)
         svf = maps["svf"][0].float().cpu().numpy()                                 # (2, H, W) output pixels
@@ -110,8 +106,8 @@ class NetworkObserver:
             forward, backward = self.temporal.temporal_instance(
                 previous.features, previous.heatmaps_final, previous.svf_final,
                 output.features, output.heatmaps_final, output.svf_final)
-            tvf_forward = (forward[0] * SVF_NORMALISER).float().cpu().numpy()
-            tvf_backward = (backward[0] * SVF_NORMALISER).float().cpu().numpy()
+            tvf_forward = svf_to_pixels(forward[0]).float().cpu().numpy()                 # (2, H, W) output px
+            tvf_backward = svf_to_pixels(backward[0]).float().cpu().numpy()
         self._previous = output
         histogram = colour_histogram(rgb)
         change = histogram_change(self._previous_histogram, histogram) if self._previous_histogram is not None else 0.0
@@ -135,7 +131,6 @@ class NetworkObserver:
         return detections
 
     def _ground_truth(self, rgb: np.ndarray, gt_people: Sequence[Person], svf: np.ndarray) -> list[Detection]:
-        from mpat_nb.data.augment import NO_AUGMENTATION
         from mpat_nb.data.pairs import augment_frame
 
         config = self.spatial.config

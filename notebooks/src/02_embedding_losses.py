@@ -500,7 +500,7 @@ from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.codec import collate_targets
 from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.train import load_spatialnet
+from mpat_nb.checkpoints import load_spatialnet
 
 model = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 untrained = SpatialNet("tiny").to(device).eval()
@@ -625,12 +625,13 @@ assert len(found) >= 1, "the shipped model should decode at least one person in 
 import dataclasses
 
 from mpat_nb.checkpoints import load_checkpoint
-from mpat_nb.train import SpatialTrainConfig, synthetic_validation_set, validation_map
+from mpat_nb.data.synth import validation_clips
+from mpat_nb.train import SpatialTrainConfig, validation_map
 
 record = load_checkpoint(shipped_checkpoint("spatialnet_tiny.pt"))
 train_config = {**dataclasses.asdict(SpatialTrainConfig()), **record.get("train_config", {})}
 recorded_map = record.get("metrics", {}).get("val_map", float("nan"))
-val_clips = synthetic_validation_set(train_config["synth_preset"], 1 if FAST else train_config["val_clips"],
+val_clips = validation_clips(train_config["synth_preset"], 1 if FAST else train_config["val_clips"],
                                      2 if FAST else train_config["val_frames"], train_config["render_size"])
 val_map = validation_map(model, val_clips)
 print(f"validation mAP: {val_map:.1f} on {len(val_clips)} clip(s); recorded in the checkpoint: {recorded_map:.1f}")

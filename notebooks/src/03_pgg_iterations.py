@@ -190,7 +190,7 @@ from pathlib import Path
 
 from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.data.formats import load_posetrack18, read_image
-from mpat_nb.train import load_spatialnet
+from mpat_nb.checkpoints import load_spatialnet
 
 model = load_spatialnet(shipped_checkpoint("spatialnet_tiny_pgg.pt"), device=device)
 base_model = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
@@ -299,7 +299,7 @@ plt.show()
 # %%
 from mpat_nb.ablation import pgg_separation
 from mpat_nb.grouping_quality import embedding_separation
-from mpat_nb.train import synthetic_validation_set
+from mpat_nb.data.synth import validation_clips
 
 
 def frame_separation(iterations):
@@ -311,7 +311,7 @@ def frame_separation(iterations):
 for r in range(4):
     s = frame_separation(r)
     print(f"this frame, R = {r}: within {s.within:.3f}, between {s.between:.3f}, between / within {s.ratio:.2f}")
-separation_clips = synthetic_validation_set("crowd", 1 if FAST else 4, 2 if FAST else 8, 256)
+separation_clips = validation_clips("crowd", 1 if FAST else 4, 2 if FAST else 8, 256)
 separations = pgg_separation(model, separation_clips, decode_config, iterations=(0, 1, 3))
 for r, s in separations.items():
     print(f"crowd validation frames, R = {r}: within {s.within:.3f}, between {s.between:.3f}, ratio {s.ratio:.2f}")

@@ -205,7 +205,7 @@ from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.pairs import SyntheticPairDataset, collate_pairs
 from mpat_nb.losses import tvf_loss
 from mpat_nb.models.temporalnet import TemporalNet, frozen_spatial_outputs
-from mpat_nb.train_temporal import load_frozen_spatialnet
+from mpat_nb.checkpoints import load_frozen_spatialnet
 
 STEPS, BATCH = (30, 4) if FAST else (200, 8)
 spatial = load_frozen_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), "tiny", device)
@@ -270,7 +270,7 @@ plt.show()
 
 # %%
 from mpat_nb.temporal_metrics import end_point_error, zero_motion_fields
-from mpat_nb.train_temporal import load_temporal_pair
+from mpat_nb.checkpoints import load_temporal_pair
 
 spatial, temporal = load_temporal_pair(shipped_checkpoint("temporalnet_tiny.pt"), device=device)
 with torch.no_grad():

@@ -86,8 +86,8 @@ print(f"fast mode: {FAST}, device: {device}")
 
 # %%
 from mpat_nb.checkpoints import shipped_checkpoint
-from mpat_nb.train import load_spatialnet
-from mpat_nb.train_temporal import load_temporalnet
+from mpat_nb.checkpoints import load_spatialnet
+from mpat_nb.checkpoints import load_temporalnet
 
 spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"), device=device)
