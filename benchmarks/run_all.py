@@ -45,6 +45,9 @@ BENCHMARKS: dict[str, tuple[str, str, list[str], list[str], dict[str, str]]] = {
                           "data / step", ["--batch", "2", "--repeats", "2"], [], {}),
     "bench_tracking": ("bench_tracking", "tracker association per frame for 2-128 people: cost vs Hungarian, growth",
                        ["--repeats", "3"], ["--repeats", "10"], {}),
+    "bench_train_loop": ("bench_train_loop", "the whole SpatialNet training loop (data + step) in images/s: fp32 vs "
+                         "bf16 + channels-last, clip reuse, thread / worker splits, against the bare step",
+                         ["--steps", "20"], ["--steps", "40"], {}),
     "bench_pipeline": ("bench_pipeline", "whole tracking pipeline (networks + decoding + association) frames/s with "
                        "the shipped tiny models: fp32, fp32 fast paths, bf16; bf16's pose agreement",
                        ["--frames", "20"], ["--frames", "40"], {}),
