@@ -62,7 +62,8 @@ assert skeleton.NUM_JOINTS == 15 and len(skeleton.LIMBS) == 15
 # A person is a kinematic tree: a root at the pelvis, a torso, a neck and head, two arms and two legs.
 # Each person draws its own proportions and scale (far people are small, near ones large), and a *motion
 # program* (walk, run, wave, jump, turn, random smooth) sets the joint angles over time with its own phase
-# and speed. Below: one person through a few motion programs, drawn with the skeleton colours.
+# and speed. Below: one person over the clip, drawn with the skeleton colours and cropped to the region it
+# moves through (so the limbs are large enough to see); the white trail is its pelvis path up to that frame.
 
 # %%
 from mpat_nb.data.synth import PRESETS, generate_clip
@@ -72,11 +73,32 @@ from mpat_nb.widgets import show_image
 SIZE = (160, 160) if FAST else (256, 256)
 FRAMES = 12 if FAST else 30
 
-single = generate_clip(preset="easy", seed=3, num_frames=FRAMES, size=SIZE, num_people=(1, 1))
+import cv2
+
+single = generate_clip(preset="easy", seed=1, num_frames=FRAMES, size=SIZE, num_people=(1, 1))   # a walker
 drawn = draw_video(single.frames, single.video, color_by="joint")
+joints = np.stack([f.people[0].joints for f in single.video.frames if f.people])       # (T, K, 3) x, y, v
+seen = joints[joints[..., 2] > 0][:, :2]
+x0, y0 = np.maximum(seen.min(axis=0) - 12, 0).astype(int)
+x1, y1 = np.minimum(seen.max(axis=0) + 12, np.array(SIZE) - 1).astype(int)
+pelvis = joints[:, :, :2].mean(axis=1)                                                   # (T, 2) body centre
 picks = pick_frames(FRAMES, 6)
-show_image(frame_strip([drawn[t] for t in picks], labels=[f"t={t}" for t in picks]), title="one person over time")
+crops = []
+for t in picks:
+    frame = drawn[t].copy()
+    trail = pelvis[: t + 1].round().astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(frame, [trail], False, (255, 255, 255), 1, cv2.LINE_AA)
+    crop = frame[y0:y1 + 1, x0:x1 + 1]
+    scale = 240 / crop.shape[0]
+    crops.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))
+show_image(frame_strip(crops, labels=[f"t={t}" for t in picks]), title="one person over time (cropped, enlarged)",
+           width=14)
 plt.show()
+travel = np.linalg.norm(pelvis[-1] - pelvis[0])
+limbs = np.abs((joints[:, :, :2] - pelvis[:, None]) - (joints[0, :, :2] - pelvis[0])).max()  # pose change, px
+print(f"over {FRAMES} frames the pelvis travels {travel:.0f} px and a joint moves up to {limbs:.0f} px around it; "
+      f"crop {x1 - x0 + 1} x {y1 - y0 + 1} px of {SIZE[0]} x {SIZE[1]}")
+assert travel > 5 and limbs > 10, "the person should walk and move its limbs during the clip"
 
 # %% [markdown]
 # ## 3. The paper's hard cases as presets
@@ -176,6 +198,10 @@ plt.show()
 # $$\mathrm{MOTA} = 1 - \frac{\mathrm{FN} + \mathrm{FP} + \mathrm{IDSW}}{\mathrm{GT}}.$$
 # The official tool drops the last frame of every sequence and counts an empty prediction frame as one
 # miss plus one false positive per joint; `mpat_nb.evaluate` reproduces these rules.
+#
+# MOTA is bounded above by 100 but not below: misses and switches are at most as many as the ground-truth
+# joints, false alarms are not, so a tracker that reports more wrong joints than there are true ones scores
+# **below zero** (the false-alarm sweep below goes there).
 
 # %%
 from mpat_nb.data.perturb import Perturbation, perturb_video
@@ -210,6 +236,9 @@ for ax, (field, values) in zip(axes, SWEEPS.items()):
     ax.plot(values, maps, "o-", label="mAP")
     ax.plot(values, motas, "s-", label="MOTA")
     ax.set_xlabel(field)
+    ax.set_ylabel("score (%)")
+    ax.set_title(field.replace("_", " "), fontsize=10)
+    ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_ylim(min(0, motas.min() - 5), 105)
 axes[0].legend()
 plt.tight_layout()
