@@ -58,10 +58,12 @@ def main() -> None:
         cut = calibrate_cut_threshold(clips)
         print(f"frame_change within shots: at most {cut['within_max']:.3f}; at the {cut['cuts']:.0f} cuts: at least "
               f"{cut['cut_min']:.3f} -> cut_threshold {cut['threshold']:.3f}")
-        base = dataclasses.replace(TrackerConfig(), tau_he=taus["tau_he"], tau_tie=taus["tau_tie"])
+        base = dataclasses.replace(TrackerConfig(), tau_he=taus["tau_he"], tau_tie=taus["tau_tie"],
+                                   tau_pose=taus["tau_pose"])
         # Association knobs on ground-truth poses (tracking isolated from detection errors), then the output
         # joint threshold on predicted poses (it trades AP for MOTA: a detection knob).
         grids = [("HE+TIE", "weight_tie", (0.0, 0.1, 0.25, 0.5, 1.0), "ground truth"),
+                 ("HE+TIE", "weight_pose", (0.0, 0.1, 0.25, 0.5, 1.0), "ground truth"),
                  ("HE+TIE", "max_cost", (1.5, 2.0, 2.5, 3.0, 4.0, 6.0), "ground truth"),
                  ("HE+TIE+memory", "memory_max_cost", (1.0, 1.5, 2.0, 2.5, 3.0, 4.0), "ground truth"),
                  ("greedy OKS", "oks_threshold", (0.05, 0.1, 0.2, 0.3, 0.5), "ground truth"),

@@ -332,3 +332,26 @@ def test_memory_forgets_positions_across_a_shot_cut():
             assert memory_cost[0, 0] == pytest.approx(0.0, abs=1e-9)                   # HE alone: identical embedding
         else:
             assert memory_cost[0, 0] == pytest.approx(config.memory_position_weight * 4.0)   # far: the capped term
+
+
+def test_pose_term_joins_the_cost_within_a_shot_and_leaves_it_at_a_cut():
+    """w_pose d_pose / tau_pose with d_pose = 1 - OKS: two people in the same clothes are told apart by where their
+    joints are; at a shot cut geometry says nothing and the term leaves the cost (HE alone)."""
+    previous = [detection(4, 8, 0), detection(20, 8, 0)]                               # same HE: same clothes
+    current = [detection(21, 8, 0), detection(5, 8, 0)]                                # they swapped places in the list
+    config = TrackerConfig(use_tie=False, weight_pose=1.0, tau_pose=0.5, cut_threshold=0.5)
+    for change, expected in ((0.0, [1, 0]), (0.9, None)):
+        tracker = EmbeddingTracker(config)
+        tracker.step(observation(0, previous))
+        ids = tracker.step(FrameObservation(1, current, None, None, frame_change=change))
+        if expected is not None:
+            assert ids.tolist() == expected                                          # the nearer pose wins
+            d_pose = tracker.last_costs["pose"]
+            np.testing.assert_allclose(tracker.last_costs["combined"],
+                                       (tracker.last_costs["he"] / config.tau_he + d_pose / config.tau_pose) / 2)
+        else:
+            assert "pose" not in tracker.last_costs                                  # HE alone across the cut
+            np.testing.assert_allclose(tracker.last_costs["combined"], tracker.last_costs["he"] / config.tau_he)
+    from mpat_nb.tracking.config import variant_config
+
+    assert variant_config("HE only", config).weight_pose == 0.0

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mpat_nb.tracking.costs import he_distances, tie_distances
+from mpat_nb.tracking.costs import he_distances, pose_distances, tie_distances
 from mpat_nb.tracking.observation import FrameObservation, stack_detections
 
 
@@ -21,9 +21,11 @@ def true_pair_distances(observations: Sequence[FrameObservation]) -> dict[str, n
     """d_HE and d_TIE of true and false pairs of consecutive frames of one video of ground-truth detections.
 
     observations: from :func:`mpat_nb.tracking.pipeline.observe_video` with ``gt_video`` (every detection has a
-    ``gt_track_id``). Returns ``he_true``, ``he_false``, ``tie_true``, ``tie_false``: 1-D arrays.
+    ``gt_track_id``). Returns ``he_true``, ``he_false``, ``tie_true``, ``tie_false``, ``pose_true``,
+    ``pose_false`` (d_pose = 1 - OKS): 1-D arrays.
     """
-    found: dict[str, list[np.ndarray]] = {key: [] for key in ("he_true", "he_false", "tie_true", "tie_false")}
+    found: dict[str, list[np.ndarray]] = {key: [] for key in ("he_true", "he_false", "tie_true", "tie_false",
+                                                              "pose_true", "pose_false")}
     for previous_frame, current_frame in zip(observations[:-1], observations[1:]):
         if not previous_frame.detections or not current_frame.detections:
             continue
@@ -32,6 +34,9 @@ def true_pair_distances(observations: Sequence[FrameObservation]) -> dict[str, n
         previous, current = stack_detections(previous_frame.detections), stack_detections(current_frame.detections)
         same = (np.array([d.gt_track_id for d in previous_frame.detections])[:, None]
                 == np.array([d.gt_track_id for d in current_frame.detections])[None, :])        # (I, J)
+        d_pose = pose_distances(previous, current)
+        found["pose_true"].append(d_pose[same])
+        found["pose_false"].append(d_pose[~same])
         if previous["embeddings"] is not None and current["embeddings"] is not None:
             d_he = he_distances(previous["embeddings"], current["embeddings"])
             found["he_true"].append(d_he[same])
@@ -46,14 +51,16 @@ def true_pair_distances(observations: Sequence[FrameObservation]) -> dict[str, n
 
 
 def calibrate_taus(videos: Sequence[Sequence[FrameObservation]]) -> dict[str, float]:
-    """tau_he, tau_tie (medians of true pairs) and, for reading, the medians of false pairs, over videos."""
+    """tau_he, tau_tie, tau_pose (medians of true pairs) and, for reading, the medians of false pairs, over videos."""
     parts = [true_pair_distances(v) for v in videos]
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else {}
     if not merged or not len(merged["he_true"]) or not len(merged["tie_true"]):
         raise ValueError("no true pair to calibrate on: give videos with people present in consecutive frames")
     return {"tau_he": float(np.median(merged["he_true"])), "tau_tie": float(np.median(merged["tie_true"])),
             "he_false_median": float(np.median(merged["he_false"])) if len(merged["he_false"]) else float("nan"),
-            "tie_false_median": float(np.median(merged["tie_false"])) if len(merged["tie_false"]) else float("nan")}
+            "tie_false_median": float(np.median(merged["tie_false"])) if len(merged["tie_false"]) else float("nan"),
+            "tau_pose": float(np.median(merged["pose_true"])),
+            "pose_false_median": float(np.median(merged["pose_false"])) if len(merged["pose_false"]) else float("nan")}
 
 
 def calibrate_cut_threshold(clips) -> dict[str, float]:

@@ -5,9 +5,12 @@ The paper says HE and TIE are complementary but not how it fuses them, nor its t
 measured on training-seed clips by :func:`mpat_nb.tracking.calibrate.calibrate_taus`), the terms in use are
 averaged with their weights, and a pair is accepted when that cost is below ``max_cost``:
 
-    C(i, j) = (w_HE d_HE(i, j) / tau_HE + w_TIE d_TIE(i, j) / tau_TIE) / (w_HE + w_TIE)
+    C(i, j) = (w_HE d_HE(i, j) / tau_HE + w_TIE d_TIE(i, j) / tau_TIE + w_pose d_pose(i, j) / tau_pose)
+              / (w_HE + w_TIE + w_pose)
 
-so a typical true pair costs about 1 whichever terms are on. ``[I]`` marks our own choices; ``measured`` and
+so a typical true pair costs about 1 whichever terms are on. d_pose = 1 - OKS(i, j) is a geometric term beyond the
+paper [I], for crowds, where people in similar clothes stand close: it is off (w_pose = 0) unless the calibration
+finds that it helps, and like TIE it leaves the cost at a shot cut. ``[I]`` marks our own choices; ``measured`` and
 ``tuned`` values come from ``python scripts/evaluate_tracking.py --calibrate --clips 2`` (2 training-seed clips
 of each generator preset, shipped tiny models): the taus on ground-truth poses, then one threshold per tracker
 (w_TIE, max_cost, memory, each baseline's: the same search for each) maximising total MOTA on ground-truth poses,
@@ -39,6 +42,8 @@ class TrackerConfig:
                                        # 0 and 0.1 tie (97.9 / 97.8 MOTA), 0.25+ lose: 0.1 keeps the paper's two terms]
     tau_he: float = 0.067              # median d_HE of true consecutive pairs (false pairs: 0.114) [I, measured]
     tau_tie: float = 0.302             # median d_TIE of true consecutive pairs (false pairs: 0.828) [I, measured]
+    weight_pose: float = 0.0           # w_pose of d_pose = 1 - OKS [I, tuned; 0: the paper's cost, HE + TIE only]
+    tau_pose: float = 0.1              # median d_pose of true consecutive pairs [I, measured]
     max_cost: float = 3.0              # accept a Hungarian pair only below this [I, tuned: 2 to 6 tie, 1.5 loses]
     cut_threshold: float | None = 0.4  # frame_change above this = a shot cut: C leaves TIE out there (HE only;
                                        # TIE only: nobody is matched) [I, measured: mpat_nb/tracking/cuts.py;
@@ -65,7 +70,9 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig weights must be >= 0 with at least one term in use weighted above 0; got "
                              f"use_he={self.use_he} weight_he={self.weight_he}, use_tie={self.use_tie} "
                              f"weight_tie={self.weight_tie}")
-        for name in ("tau_he", "tau_tie", "max_cost", "memory_max_cost"):
+        if self.weight_pose < 0:
+            raise ValueError(f"TrackerConfig.weight_pose must be >= 0, got {self.weight_pose}")
+        for name in ("tau_he", "tau_tie", "tau_pose", "max_cost", "memory_max_cost"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrackerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.cut_threshold is not None and not 0 < self.cut_threshold < 1:
@@ -78,8 +85,9 @@ class TrackerConfig:
 def variant_config(variant: str, base: TrackerConfig = TrackerConfig()) -> TrackerConfig | None:
     """The TrackerConfig of one of :data:`VARIANTS` (None for the two baselines, which read ``base`` as is)."""
     # A term alone is normalised by its own weight: its value does not matter, but it must be > 0.
-    overrides = {"HE+TIE": {}, "HE only": {"use_tie": False, "weight_he": 1.0},
-                 "TIE only": {"use_he": False, "weight_tie": 1.0},
+    # "HE only" and "TIE only" are the paper's single terms: no pose term either.
+    overrides = {"HE+TIE": {}, "HE only": {"use_tie": False, "weight_he": 1.0, "weight_pose": 0.0},
+                 "TIE only": {"use_he": False, "weight_tie": 1.0, "weight_pose": 0.0},
                  "HE+TIE+memory": {"memory": True}}
     if variant in ("greedy OKS", "Hungarian IoU"):
         return None

@@ -72,6 +72,11 @@ def oks(joints_previous: np.ndarray, joints_current: np.ndarray, areas_previous:
     return np.where(counted > 0, total / np.maximum(counted, 1), 0.0)
 
 
+def pose_distances(previous: dict, current: dict) -> np.ndarray:
+    """d_pose(i, j) = 1 - OKS of two frames' stacked detections (``stack_detections``), in [0, 1]: (I, J)."""
+    return 1.0 - oks(previous["joints"], current["joints"], previous["scales"] ** 2, current["scales"] ** 2)
+
+
 def box_iou(boxes_previous: np.ndarray, boxes_current: np.ndarray) -> np.ndarray:
     """Intersection over union of boxes (x1, y1, x2, y2): (I, 4), (J, 4) -> (I, J)."""
     a, b = np.asarray(boxes_previous, float).reshape(-1, 4), np.asarray(boxes_current, float).reshape(-1, 4)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from mpat_nb.tracking.config import TrackerConfig, variant_config
-from mpat_nb.tracking.costs import box_iou, he_distances, oks, tie_distances
+from mpat_nb.tracking.costs import box_iou, he_distances, oks, pose_distances, tie_distances
 from mpat_nb.tracking.observation import Detection, FrameObservation, stack_detections
 
 #: Cost given to forbidden pairs before the Hungarian solver (finite: scipy rejects rows of inf only).
@@ -151,6 +151,11 @@ class EmbeddingTracker(Tracker):
             if not cut:
                 terms.append(config.weight_tie * d_tie / config.tau_tie)
                 weights.append(config.weight_tie)
+        if config.weight_pose > 0 and terms and not cut:   # geometry beside an embedding term, within a shot
+            d_pose = pose_distances(previous, current)
+            self.last_costs["pose"] = d_pose
+            terms.append(config.weight_pose * d_pose / config.tau_pose)
+            weights.append(config.weight_pose)
         if not terms and cut:                              # TIE only, across a cut: no evidence, nobody matches
             cost = np.full((len(tracks), len(detections)), np.inf)
             self.last_costs["combined"] = cost
@@ -158,7 +163,7 @@ class EmbeddingTracker(Tracker):
         if not terms:
             raise ValueError("TIE-only tracking needs the temporal vector fields of the frame pair "
                              "(observation.tvf_forward / tvf_backward)")
-        cost = sum(terms) / sum(weights)
+        cost = sum(terms) / sum(weights)                   # method.md 3.3, Eq. (3): the weighted mean of d / tau
         self.last_costs["combined"] = cost
         return cost, config.max_cost
 
