@@ -36,8 +36,11 @@ import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -97,6 +100,11 @@ class SpatialTrainConfig:
                                          # the lr then drops at lr_drop_fraction of the budget or of the steps
     epochs: float | None = None          # real data: passes over the labelled frames; sets steps =
                                          # ceil(epochs x frames / batch_size) [Supp: PGG stage 40 epochs]
+    batchnorm_images: int = 256          # before each validation and save, BatchNorm's running statistics are
+                                         # re-estimated as the plain mean over this many training images spread
+                                         # over the whole data stream (recalibrate_batchnorm); 0: keep the running
+                                         # averages [I: with batch 8 they follow the last few batches: measured on
+                                         # the tiny preset at step 8000, 26.3 validation mAP as saved, 45.2 after]
     sync_batchnorm: bool = False         # several GPUs: BatchNorm statistics of the global batch (SyncBatchNorm);
                                          # off: each GPU's slice [I: the paper does not say; off as in AE]
 
@@ -188,6 +196,8 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             schedule.dropped_early = True                                 # saved with the scheduler's state
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
+                recalibrate_batchnorm(distributed.unwrap(trained),
+                                      spatial_batchnorm_batches(dataset, config.batchnorm_images, local_batch, device))
                 val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
             val_map = distributed.broadcast_object(val_map)
             history.append({"step": step, "val_map": val_map})
@@ -206,6 +216,48 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             break
     bar.close()
     return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+
+
+def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence, forward: Callable[[torch.nn.Module, object], object]
+                          = lambda model, images: model(images)) -> int:
+    """Re-estimate every BatchNorm's running mean and variance as the plain average over ``batches``.
+
+    ``forward(model, batch)`` runs the model on one batch of training data (default ``model(batch)``). The running
+    averages (momentum 0.1) that training leaves behind follow the last few batches; with small batches of
+    correlated synthetic frames they can be far from the data's statistics, and evaluation, which uses them,
+    suffers [I: "precise BN"]. Runs under ``torch.no_grad()`` in train mode, then restores each layer's momentum and
+    the model's mode. Returns the number of batches (0: no BatchNorm or no batch; nothing changed).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms or not len(batches):
+        return 0
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None                              # cumulative average: each batch weighs the same
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            forward(model, batch)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+    return len(batches)
+
+
+def batchnorm_indices(dataset_length: int, num_items: int) -> np.ndarray:
+    """``num_items`` evenly spaced item indices over a training stream (many different clips), for
+    :func:`recalibrate_batchnorm`; empty for 0."""
+    if num_items <= 0 or dataset_length <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.linspace(0, dataset_length - 1, min(num_items, dataset_length)).astype(np.int64))
+
+
+def spatial_batchnorm_batches(dataset, num_images: int, batch_size: int, device: torch.device) -> list[torch.Tensor]:
+    """Image batches (B, 3, S, S) on ``device`` of ``num_images`` items spread over the training ``dataset``."""
+    indices = batchnorm_indices(len(dataset), num_images)
+    return [collate_samples([dataset[int(i)] for i in indices[start:start + batch_size]])[0].to(device)
+            for start in range(0, len(indices), batch_size)]
 
 
 def start_process(config, device: torch.device) -> tuple[bool, int]:

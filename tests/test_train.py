@@ -190,3 +190,28 @@ def test_schedule_state_is_plain_data():
     assert [schedule(s) for s in range(5)] == [1.0, 1.0, 1.0, 0.05, 0.05]
     schedule.dropped_early = True
     assert schedule(0) == 0.05 and vars(schedule) == {"drop_step": 3, "final_factor": 0.05, "dropped_early": True}
+
+
+def test_batchnorm_recalibration_replaces_the_running_averages_by_the_data_mean():
+    """recalibrate_batchnorm: the running mean becomes the plain mean of the batches' means (not the momentum
+    average of the last few), the momentum and the mode are restored; no batch or no BatchNorm changes nothing."""
+    from mpat_nb.train import batchnorm_indices, recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)).eval()
+    norm = model[1]
+    model.train()
+    with torch.no_grad():
+        for shift in (0.0, 0.0, 50.0):                              # training ended on an unusual batch
+            model(torch.randn(2, 3, 5, 5) + shift)
+    model.eval()
+    batches = [torch.randn(2, 3, 5, 5) + shift for shift in (0.0, 1.0, 2.0, 3.0)]
+    with torch.no_grad():
+        expected = torch.stack([model[0](b).mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    assert recalibrate_batchnorm(model, batches) == 4
+    torch.testing.assert_close(norm.running_mean, expected, rtol=1e-5, atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training
+    before = norm.running_mean.clone()
+    assert recalibrate_batchnorm(model, []) == 0 and torch.equal(norm.running_mean, before)
+    assert recalibrate_batchnorm(torch.nn.Linear(2, 2), batches) == 0
+    assert batchnorm_indices(1000, 4).tolist() == [0, 333, 666, 999] and batchnorm_indices(3, 0).size == 0
