@@ -29,7 +29,7 @@ ABLATION_GROUPINGS: dict[str, dict] = {
 }
 
 #: delta_SIE values (fractions of the output width) that :func:`tune_sie_bandwidth` tries.
-SIE_BANDWIDTH_GRID = tuple(b / 128 for b in (6, 12, 18, 24, 32, 48))
+SIE_BANDWIDTH_GRID = tuple(b / 128 for b in (6, 12, 18, 24, 32, 48, 64, 96))
 
 
 def ablation_decoders(model, **changes) -> dict[str, DecodeConfig]:
