@@ -16,8 +16,7 @@ import json
 import torch
 
 from mpat_nb.ablation import ablation_decoders, ablation_table, grouping_ablation
-from mpat_nb.checkpoints import shipped_checkpoint
-from mpat_nb.checkpoints import load_spatialnet
+from mpat_nb.checkpoints import load_spatialnet, shipped_checkpoint
 
 
 def main() -> None:

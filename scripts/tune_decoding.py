@@ -16,8 +16,7 @@ import argparse
 import torch
 
 from mpat_nb.ablation import ABLATION_GROUPINGS, ablation_table, tune_sie_bandwidth
-from mpat_nb.checkpoints import store_decode_tuning
-from mpat_nb.checkpoints import load_spatialnet
+from mpat_nb.checkpoints import load_spatialnet, store_decode_tuning
 
 
 def main() -> None:

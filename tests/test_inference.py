@@ -181,8 +181,7 @@ def test_network_observer_with_fast_paths_matches_the_default():
     from mpat_nb.checkpoints import shipped_checkpoint
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.tracking.pipeline import NetworkObserver
-    from mpat_nb.checkpoints import load_spatialnet
-    from mpat_nb.checkpoints import load_temporalnet
+    from mpat_nb.checkpoints import load_spatialnet, load_temporalnet
 
     spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"))
     temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"))

@@ -177,9 +177,7 @@ def test_greedy_oks_takes_the_best_pair_first():
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def models():
-    from mpat_nb.checkpoints import shipped_checkpoint
-    from mpat_nb.checkpoints import load_spatialnet
-    from mpat_nb.checkpoints import load_temporalnet
+    from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
 
     torch.set_num_threads(2)
     return load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt")), load_temporalnet(

@@ -24,8 +24,7 @@ def load_tracking_models(temporal_checkpoint: str | Path | None = None, spatial_
     temporal_checkpoint: a TemporalNet checkpoint (default: shipped ``temporalnet_tiny.pt``); spatial_checkpoint:
     default the SpatialNet that TemporalNet was trained on (as recorded in its checkpoint).
     """
-    from mpat_nb.checkpoints import shipped_checkpoint
-    from mpat_nb.checkpoints import load_temporal_pair
+    from mpat_nb.checkpoints import load_temporal_pair, shipped_checkpoint
     from mpat_nb.utils import get_device
 
     device = get_device(device) if device is None or isinstance(device, str) else device

@@ -55,8 +55,7 @@ print(f"fast mode: {FAST}, device: {device}")
 # %%
 from mpat_nb.checkpoints import shipped_checkpoint
 from mpat_nb.data.synth import generate_clip, split_seeds
-from mpat_nb.checkpoints import load_spatialnet
-from mpat_nb.checkpoints import load_temporalnet
+from mpat_nb.checkpoints import load_spatialnet, load_temporalnet
 
 spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"), device=device)

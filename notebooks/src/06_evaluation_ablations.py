@@ -85,9 +85,7 @@ print(f"fast mode: {FAST}, device: {device}")
 # `tiny` TemporalNet trained on top of it (notebook 04).
 
 # %%
-from mpat_nb.checkpoints import shipped_checkpoint
-from mpat_nb.checkpoints import load_spatialnet
-from mpat_nb.checkpoints import load_temporalnet
+from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
 
 spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"), device=device)
