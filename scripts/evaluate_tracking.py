@@ -64,7 +64,7 @@ def main() -> None:
         grids = [("HE+TIE", "weight_tie", (0.0, 0.1, 0.25, 0.5, 1.0), "ground truth"),
                  ("HE+TIE", "weight_pose", (0.0, 0.1, 0.25, 0.5, 1.0), "ground truth"),
                  ("HE+TIE", "max_cost", (1.5, 2.0, 2.5, 3.0, 4.0, 6.0), "ground truth"),
-                 ("HE+TIE+memory", "memory_max_cost", (1.0, 1.5, 2.0, 2.5, 3.0, 4.0), "ground truth"),
+                 ("HE+TIE+memory", "memory_max_cost", (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0), "ground truth"),
                  ("greedy OKS", "oks_threshold", (0.05, 0.1, 0.2, 0.3, 0.5), "ground truth"),
                  ("Hungarian IoU", "iou_threshold", (0.05, 0.1, 0.2, 0.3, 0.5), "ground truth"),
                  ("HE+TIE", "min_joint_score", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "predicted")]

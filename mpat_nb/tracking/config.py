@@ -38,24 +38,24 @@ class TrackerConfig:
     use_he: bool = True
     use_tie: bool = True
     weight_he: float = 1.0             # w_HE [I: 1, method.md 3.3, Eq. (3)]
-    weight_tie: float = 0.1            # w_TIE [I, tuned: the shipped tiny TIE is weak, see the README; on GT poses
-                                       # 0 and 0.1 tie (97.9 / 97.8 MOTA), 0.25+ lose: 0.1 keeps the paper's two terms]
-    tau_he: float = 0.067              # median d_HE of true consecutive pairs (false pairs: 0.114) [I, measured]
-    tau_tie: float = 0.302             # median d_TIE of true consecutive pairs (false pairs: 0.828) [I, measured]
-    weight_pose: float = 0.0           # w_pose of d_pose = 1 - OKS [I, tuned; 0: the paper's cost, HE + TIE only]
-    tau_pose: float = 0.1              # median d_pose of true consecutive pairs [I, measured]
-    max_cost: float = 3.0              # accept a Hungarian pair only below this [I, tuned: 2 to 6 tie, 1.5 loses]
+    weight_tie: float = 0.1            # w_TIE [I, tuned on ground-truth poses: 0.1 and 0.25 best, 0 and 0.5+ lower]
+    tau_he: float = 0.246              # median d_HE of true consecutive pairs [I, measured]
+    tau_tie: float = 0.198             # median d_TIE of true consecutive pairs [I, measured]
+    weight_pose: float = 0.0           # w_pose of d_pose = 1 - OKS [I, tuned: every weight > 0 lowered MOTA, so 0:
+                                       # the paper's cost, HE + TIE only]
+    tau_pose: float = 0.113            # median d_pose of true consecutive pairs [I, measured]
+    max_cost: float = 4.0              # accept a Hungarian pair only below this [I, tuned: 4 and 6 best, 3 close]
     cut_threshold: float | None = 0.4  # frame_change above this = a shot cut: C leaves TIE out there (HE only;
                                        # TIE only: nobody is matched) [I, measured: mpat_nb/tracking/cuts.py;
                                        # training clips: cuts >= 0.665, other frames <= 0.136]; None: never
     # Beyond the paper: a bounded memory of recently lost tracks, re-matched on HE and predicted position.
     memory: bool = False               # off = the paper (a track not matched in frame t ends)
     memory_frames: int = 30            # how long a lost track can be re-found (frames) [I: ~1 s at 30 fps]
-    memory_max_cost: float = 3.0       # accept a re-found lost track only below this [I, tuned]
+    memory_max_cost: float = 4.0       # accept a re-found lost track only below this [I, tuned]
     memory_position_weight: float = 0.25  # weight of the predicted-position term (scales of distance, capped at 4) [I]
     # Detections and output
     min_pose_score: float = 0.1        # people whose mean present-joint score is lower are dropped before tracking [I]
-    min_joint_score: float = 0.6       # joints below this score are left out of the output (trades AP for MOTA,
+    min_joint_score: float = 0.5       # joints below this score are left out of the output (trades AP for MOTA,
                                        # method.md 3.3 step 5) [I, tuned]
     # Peer baselines
     oks_threshold: float = 0.05        # greedy OKS: accept a pair with OKS above this [I, tuned]

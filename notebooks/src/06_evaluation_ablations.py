@@ -81,7 +81,7 @@ print(f"fast mode: {FAST}, device: {device}")
 # %% [markdown]
 # ## 2. The shipped models
 #
-# The `tiny` SpatialNet (27 mAP on `mixed`: far below the paper, see `mpat_nb/weights/README.md`) and the
+# The `tiny` SpatialNet (40-50 mAP on `mixed` validation clips: below the paper, see `mpat_nb/weights/README.md`) and the
 # `tiny` TemporalNet trained on top of it (notebook 04).
 
 # %%
@@ -203,8 +203,8 @@ assert fn + fp > idsw, "with predicted poses, detection errors should outweigh i
 assert sum(shares["ground truth", "HE+TIE"][:2]) < 1.0, "GT poses should leave (almost) no misses or false positives"
 
 # %% [markdown]
-# With predicted poses, **misses dominate**: the `tiny` detector finds about a quarter of the joints (its mAP
-# is between 14 and 24 on these presets), so MOTA is small and a tracker can win or lose only the few points that
+# With predicted poses, **misses and false positives dominate**: the `tiny` detector misses many thin joints
+# (its mAP is between about 37 and 72 on these presets), so a tracker can win or lose only the points that
 # switches cost. With ground-truth poses, misses and false positives vanish and MOTA is 100 minus the
 # switches: that table is the one that compares the trackers.
 #
@@ -313,41 +313,21 @@ for preset in ("interaction", "occlusion", "shot_change", "crowd"):
 # What the full-size run (4 clips $\times$ 30 frames per preset; fast mode reads one 10-frame clip per preset,
 # so its numbers above can differ) shows, with the shipped `tiny` models and the calibrated `TrackerConfig`:
 #
-# * **Predicted poses: the trackers are within a few points of each other.** Total MOTA lies between about
-#   $0$ and $+22$ for every variant and preset, because about three quarters of the GT joints are missed (the
-#   error shares above). The five variants other than TIE only are within 3 points of each other on every
-#   preset: the size of the switch term. HE+TIE and HE only differ by less than one point. On `mixed` ours
-#   (9.3) ties greedy OKS (9.3) and beats Hungarian IoU (8.3); greedy OKS is ahead on `crowd` and `interaction`.
-#   Only TIE only is clearly below the rest (2-8 points below HE+TIE).
-# * **HE is what tracks.** With ground-truth poses, HE only keeps at least 96.4 MOTA on every preset (96.4 on
-#   `crowd`, 98.5 on `shot_change` and on `mixed`) while TIE only falls to 58.1 on `crowd` and 75.7 on
-#   `interaction`: the TIE branch confuses people who are close together. This TemporalNet's temporal vector
-#   fields are weak: notebook 04 measured their end-point error (about 4.7 output pixels on `fast_motion`)
-#   above that of "nobody moves" (about 2.2).
-# * **TIE as a small correction.** The calibration on training clips scored a TIE weight of 0 and of 0.1 the
-#   same and larger weights lower (exercise 1); the library keeps 0.1, so that both of the paper's terms are in
-#   the cost. At 0.1, HE+TIE is within 0.7 MOTA points of HE only everywhere, with fewer switches on
-#   `interaction` (142 to 124) and more on `fast_motion` (25 to 52), `crowd` (333 to 397) and `mixed` (93 to
-#   115). The paper's claim that the two embeddings are complementary is not reproduced by these networks.
-# * **Shot cuts.** The tracker detects cuts from the colour histograms of consecutive frames and leaves TIE
-#   out of the cost there (notebook 05), so on `shot_change` HE+TIE and HE only make the same 69 switches.
-#   Without the cut test HE+TIE made 92 (`scripts/evaluate_tracking.py --cut-threshold none`).
-# * **Memory helps where people come back.** With GT poses, HE+TIE+memory cuts the switches on
-#   `interaction` from 124 to 63 (MOTA 98.4 to 99.2) and on `occlusion` from 62 to 30 (98.6 to 99.3), and
-#   changes nothing on `shot_change` (the count above says how often its memory is even consulted there). With
-#   predicted poses it re-finds dozens of tracks, yet MOTA moves by at most 0.1 points.
-# * **Shot changes and camera motion vs. geometry.** The geometric baselines are strong with GT poses
-#   (97.6 to 100 MOTA on every preset, except greedy OKS on `mixed`: 96.0): people move little between
-#   consecutive frames at 25 fps. Under camera motion the HE variants make no switch at all, the baselines
-#   15-17 (MOTA 100.0 vs 99.5-99.6), consistent with a camera that moves boxes between frames but not
-#   appearance. On `shot_change` the HE variants make fewer switches than both baselines (69 vs 115 greedy OKS
-#   and 99 Hungarian IoU; MOTA 98.5 vs 97.6 and 97.9). Notebook 04 measured HE re-identification across a
-#   cut at 62.5 % rank-1, but on only 8 people (chance 32 %). On `crowd` greedy OKS (98.2) is the best tracker
-#   of all and every HE variant is below both baselines (95.7-96.4).
+# * **Predicted poses: ours ahead of geometry.** On `mixed` HE+TIE reaches 33.1 total MOTA against 29.0
+#   (greedy OKS) and 28.7 (Hungarian IoU) on the same detections, and makes fewer switches than both on every
+#   preset but `crowd`, where greedy OKS is ahead (32.2 against 30.4). TIE only is 5-14 points below HE+TIE.
+# * **HE and TIE are complementary.** With ground-truth poses on `mixed`, HE+TIE (99.4, 35 switches) beats HE
+#   only (98.9, 68) and TIE only (86.7, 846): the TIE branch alone confuses people close together, but as a
+#   second term (weight 0.1, chosen by the calibration on training clips) it halves HE's switches there.
+# * **Shot cuts and camera motion vs. geometry.** Under camera motion the HE variants make no switch, the
+#   baselines 15-17; on `shot_change` HE+TIE makes 15 switches against 99-115 (the tracker detects the cut and
+#   leaves TIE and the memory's predicted position out of the cost there, notebook 05).
+# * **Memory helps where people come back**: with GT poses HE+TIE+memory cuts the switches on `interaction`
+#   from 91 to 19 and on `occlusion` from 83 to 71.
+# * **Crowds stay hard**: with GT poses greedy OKS (98.2) is still the best tracker on `crowd` (HE+TIE 97.8).
 #
-# So on tracking alone, with these weights: HE only $\approx$ HE+TIE $\approx$ geometry (each ahead somewhere),
-# memory a real gain where people reappear, TIE only far behind; a better-trained TIE branch is the first
-# thing to try (exercise 2).
+# These are the full-size figures of `python scripts/evaluate_tracking.py` (README); fast mode's one short clip
+# per preset can rank the trackers differently.
 
 # %% [markdown]
 # ## 7. Failure cases
