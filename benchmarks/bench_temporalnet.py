@@ -77,7 +77,8 @@ def main() -> None:
         def forward_pair():
             model.eval()
             with torch.inference_mode():
-                model(one_previous, one_current, batch.boxes_previous[:1], batch.boxes_current[:1])
+                model(one_previous, one_current, batch.boxes_previous[:1], batch.boxes_current[:1],
+                      batch.images_previous[:1], batch.images_current[:1])
             sync(device)
 
         spatial_time = best_time(spatial_forward, args.repeats)
