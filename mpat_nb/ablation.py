@@ -127,7 +127,7 @@ def pgg_separation(model, clips, decode_config: DecodeConfig, iterations: Sequen
 
     For every frame of ``clips``: the candidates above the detection threshold (``decode_config``'s bandwidths and
     thresholds), each owned by the GT person whose same joint lies within ``match_radius`` output pixels;
-    :func:`mpat_nb.grouping_quality.embedding_separation` of [ke / delta_KE, sie / (delta_SIE W)] (method.md 2.6,
+    :func:`mpat_nb.grouping_quality.embedding_separation` of [ke / delta_KE, sie / (delta_SIE W)] (docs/method.md 2.6,
     Eq. (2)) after R = 0, 1, 3 ... iterations, averaged over the frames with two people or more. Returns
     {R: Separation}.
     """

@@ -15,13 +15,13 @@ module speaks OpenCV's ``(width, height)``; for the square sizes we train on the
 
 Targets for one image (all float32 torch tensors unless said otherwise):
 
-* ``heatmaps (K, H, W)``: method.md 2.2, Eq. (1), H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)) (cut to 0 beyond
+* ``heatmaps (K, H, W)``: docs/method.md 2.2, Eq. (1), H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)) (cut to 0 beyond
   4 sigma).
 * ``keypoint_indices (N_max, K, 2)`` int64: flat pixel index y * W + x of each joint and a valid flag;
   the Keypoint-Embedding pull/push loss gathers the KE maps at these pixels.
-* ``svf (2, H, W)``: the Spatial Vector Field v*(p) = (c_n - p) / Z (method.md 2.5) on the pixels that
+* ``svf (2, H, W)``: the Spatial Vector Field v*(p) = (c_n - p) / Z (docs/method.md 2.5) on the pixels that
   person n owns (disks of radius r around its joints, overlaps go to the nearer joint).
-* ``ordinal (6, H, W)``: normalised ranks of person n in the six ordinal relations (method.md 2.4),
+* ``ordinal (6, H, W)``: normalised ranks of person n in the six ordinal relations (docs/method.md 2.4),
   painted on the same owned pixels.
 """
 
@@ -42,7 +42,7 @@ from mpat_nb.utils import DeviceMovable
 SIGMA_REFERENCE_SIZE = 128
 #: Default people per image; targets are padded to this many so that a batch stacks. AE used 30 too.
 MAX_PEOPLE = 30
-#: Disk radius of the SVF / ordinal labels, in units of sigma [I]: method.md 6, choice 5 (r = 2 sigma).
+#: Disk radius of the SVF / ordinal labels, in units of sigma [I]: docs/method.md 6, choice 5 (r = 2 sigma).
 DISK_RADIUS_IN_SIGMAS = 2.0
 #: Heatmap Gaussians are cut to 0 beyond this many sigmas [I: AE cuts at 3 sigma; at 4 sigma the value
 #: dropped is below exp(-8) = 3.4e-4]. The cut lets the encoder touch only a window around each joint.
@@ -50,7 +50,7 @@ GAUSSIAN_TRUNCATE_IN_SIGMAS = 4.0
 
 #: Ordinal relation name -> (sort key, reversed). Keys: "x" / "y" of the person centre, "scale" (bigger
 #: = nearer). "left_to_right" gives the leftmost person 0 and the rightmost 1; the reversed relation
-#: is 1 - o (method.md 2.4, choice 3: three relations in both directions).
+#: is 1 - o (docs/method.md 2.4, choice 3: three relations in both directions).
 ORDINAL_KEYS: dict[str, tuple[str, bool]] = {
     "left_to_right": ("x", False),
     "right_to_left": ("x", True),
@@ -65,7 +65,7 @@ ORDINAL_KEYS: dict[str, tuple[str, bool]] = {
 class SpatialTargets(DeviceMovable):
     """Training targets of SpatialNet for one image, or a batch of them (leading ``B`` after collation).
 
-    heatmaps: (K, H, W) float, max-over-people Gaussians (method.md 2.2, Eq. (1)).
+    heatmaps: (K, H, W) float, max-over-people Gaussians (docs/method.md 2.2, Eq. (1)).
     heatmap_mask: (H, W) float, 1 = supervised, 0 = ignore region.
     keypoint_indices: (N_max, K, 2) int64, [..., 0] flat pixel index y * W + x, [..., 1] valid flag (0/1).
     svf: (2, H, W) float, v*(p) = (c_n - p) / SVF_NORMALISER on owned pixels, 0 elsewhere.
@@ -201,7 +201,7 @@ def encode_targets(
     distance2 = (window_x - x[..., None]) ** 2 + (window_y - y[..., None]) ** 2  # ||p - x_nk||^2, (N, K, P)
     window_pixel = window_y * width + window_x
 
-    # method.md 2.2, Eq. (1): H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)), cut to 0 beyond truncate * sigma.
+    # docs/method.md 2.2, Eq. (1): H*_k(p) = max_n exp(-||p - x_nk||^2 / (2 sigma^2)), cut to 0 beyond truncate * sigma.
     gaussian = torch.exp(-distance2 / (2.0 * sigma ** 2))
     in_gaussian = in_window & (distance2 <= (truncate * sigma) ** 2)
     joint_slot = torch.arange(num_joints, device=device)[None, :, None] * (height * width) + window_pixel
@@ -222,14 +222,14 @@ def encode_targets(
     targets.svf_mask = labelled.float()
     targets.ordinal_mask = labelled.float()
 
-    # SVF (method.md 2.5): v*(p) = (c_n - p) / Z for the owner n of p.
+    # SVF (docs/method.md 2.5): v*(p) = (c_n - p) / Z for the owner n of p.
     grid_x = torch.arange(width, device=device, dtype=torch.float32)
     grid_y = torch.arange(height, device=device, dtype=torch.float32)
     pixel = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=0)   # (2, H, W) x, y
     owner_center = centers[owner].permute(2, 0, 1)                               # (2, H, W)
     targets.svf = torch.where(labelled, (owner_center - pixel) / SVF_NORMALISER, 0.0)
 
-    # Ordinal maps (method.md 2.4): o_r(n) = rank_r(n) / max(N - 1, 1) painted on n's pixels.
+    # Ordinal maps (docs/method.md 2.4): o_r(n) = rank_r(n) / max(N - 1, 1) painted on n's pixels.
     person_ordinal = ordinal_values(centers, scales, on_grid.any(dim=1))        # (N, 6)
     targets.ordinal = torch.where(labelled, person_ordinal[owner].permute(2, 0, 1), 0.0)
     return targets
@@ -262,7 +262,7 @@ def ordinal_values(centers: torch.Tensor, scales: torch.Tensor, ranked: torch.Te
 
 
 def centers_and_scales_from_joints(joints) -> tuple[torch.Tensor, torch.Tensor]:
-    """Default person centres and scales from the present joints (method.md 6, choices 4 and 6).
+    """Default person centres and scales from the present joints (docs/method.md 6, choices 4 and 6).
 
     joints: (N, K, 3) -> centers (N, 2) = mean of the present joints, scales (N,) = diagonal of their
     bounding box. A person with no present joint gets centre (0, 0) and scale 0.
@@ -320,7 +320,7 @@ def joints_to_output_coords(joints, input_size: tuple[int, int] | int, output_si
 
 
 # ----------------------------------------------------------------------------------------------
-# Decoding helpers (method.md 2.8, steps 2 and 5)
+# Decoding helpers (docs/method.md 2.8, steps 2 and 5)
 # ----------------------------------------------------------------------------------------------
 def nearest_pixel(coordinates):
     """The pixel of each coordinate, floor(c + 0.5), as int64 (torch tensor in, tensor out; anything else, NumPy).
@@ -337,7 +337,7 @@ def nearest_pixel(coordinates):
 def instance_embedding(field: torch.Tensor) -> torch.Tensor:
     """SIE / TIE at every pixel: p + v(p), (..., 2, H, W) (x, y) in output pixels, for a field in output pixels.
 
-    method.md 2.5, Eq. (1) (SIE(p) = p + v(p), v the SVF) and 3.2 (TIE(p) = p + T(p), T a TVF).
+    docs/method.md 2.5, Eq. (1) (SIE(p) = p + v(p), v the SVF) and 3.2 (TIE(p) = p + T(p), T a TVF).
     """
     height, width = field.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(height, device=field.device, dtype=field.dtype),

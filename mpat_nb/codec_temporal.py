@@ -27,7 +27,7 @@ from mpat_nb.config import SVF_NORMALISER
 from mpat_nb.utils import DeviceMovable
 
 #: HE proposals are the joints' box enlarged by this fraction of its width and height (half on each side)
-#: [I: method.md 3.1 "enlarged ~15 %"]: the limbs and clothes around the outermost joints are part of the look.
+#: [I: docs/method.md 3.1 "enlarged ~15 %"]: the limbs and clothes around the outermost joints are part of the look.
 BOX_PADDING = 0.15
 #: Smallest side of a proposal in output pixels [I]: a person with one or two visible joints still gets a
 #: region a RoI-Align grid can sample meaningfully (about a head at 64 x 64).
@@ -57,7 +57,7 @@ def encode_tvf_targets(
     sigma: float | None = None,
     radius: float | None = None,
 ) -> TVFTargets:
-    """Forward and backward TVF targets and masks for frames t-1 (previous) and t (current), method.md 3.2.
+    """Forward and backward TVF targets and masks for frames t-1 (previous) and t (current), docs/method.md 3.2.
 
     joints_*: (N, K, 3) x, y, v in output pixels (v > 0 present); centers_*: (N, 2) person centres c_n in
     output pixels (may lie off the grid); track_ids_*: (N,) ints, unique within a frame.

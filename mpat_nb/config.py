@@ -7,7 +7,7 @@
   module-level constant below, with its default and a one-line reason. Change it here, nowhere else.
 
 Provenance tags as in ``docs/method.md``: [Supp] supplementary, [B] base paper (Associative Embedding, AE),
-[I] our choice; "method.md 6, choice n" is row n of its table of open choices.
+[I] our choice; "docs/method.md 6, choice n" is row n of its table of open choices.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mpat_nb.skeleton import NUM_JOINTS
 from mpat_nb.utils import InputError
 
 # ----------------------------------------------------------------------------------------------
-# Targets and losses (method.md 2.2-2.5 and 6)
+# Targets and losses (docs/method.md 2.2-2.5 and 6)
 # ----------------------------------------------------------------------------------------------
 #: Gaussian std of the heatmap targets in pixels at a 128 x 128 output [B: AE uses output_res / 64];
 #: the codec scales it with the output size (1 px at 64 x 64).
@@ -34,7 +34,7 @@ ORDINAL_RELATIONS: tuple[str, ...] = (
 )
 
 #: Z in v* = (c_n - p) / Z: SVF targets in units of 128 output pixels, so they are O(0.1-1) like the
-#: other maps [I: method.md 6, choice 7]. A constant (not the output size) so a value means the same
+#: other maps [I: docs/method.md 6, choice 7]. A constant (not the output size) so a value means the same
 #: distance in every preset.
 SVF_NORMALISER = 128.0
 
@@ -72,7 +72,7 @@ class SpatialNetConfig:
     - ``hourglass_depth``: times each hourglass halves the resolution [B: AE 4; 128 -> 8 at paper size].
     - ``increase``: channels added at every lower hourglass level [B: AE 128, so 256 -> 768 at the
       bottom]. The small presets scale it with the width (C / 2, the paper's ratio): AE's fixed 128 would
-      dominate a narrow network (method.md 2.1).
+      dominate a narrow network (docs/method.md 2.1).
     - ``input_size`` / ``output_size``: square input side and output side = input / 4 [Supp: 512 / 128].
     - ``num_joints``: K [PoseTrack: 15]. ``num_ordinal``: ordinal maps [I: 6, see ORDINAL_RELATIONS].
     - ``stem_channels``: width of the stem's first 7x7 conv; the stem's middle width is twice this
@@ -166,9 +166,9 @@ def _resolve_config(name_or_config, config_class, presets: Mapping[str, Any], ne
 
 
 # ----------------------------------------------------------------------------------------------
-# TemporalNet (method.md 3): open choices and presets
+# TemporalNet (docs/method.md 3): open choices and presets
 # ----------------------------------------------------------------------------------------------
-#: Margin of the batch-hard triplet loss on L2-normalised Human Embeddings [I: method.md 6, choice 15; the
+#: Margin of the batch-hard triplet loss on L2-normalised Human Embeddings [I: docs/method.md 6, choice 15; the
 #: usual re-identification value (Hermans et al. 2017 use 0.2-0.3); on unit vectors distances lie in [0, 2]].
 HE_TRIPLET_MARGIN = 0.3
 
@@ -191,7 +191,7 @@ class TemporalNetConfig:
     - ``spatial_preset``: the SpatialNet preset whose outputs it reads; ``feature_channels`` must equal that
       preset's ``channels`` (checked by :meth:`check_spatial`).
     - ``feature_channels``: C of SpatialNet's low-level features [Supp: 256]. ``num_joints``: K [15].
-    - ``roi_size``: (h, w) of the RoI-Align grid per person [I: method.md 6, choice 14: 32 x 16, people are
+    - ``roi_size``: (h, w) of the RoI-Align grid per person [I: docs/method.md 6, choice 14: 32 x 16, people are
       tall]. ``he_stage_blocks`` / ``he_stage_planes`` / ``he_stage_strides``: bottleneck blocks, bottleneck
       widths (a block outputs 4 x planes) and first-block stride of the HE stages res3, res4, res5. The paper
       preset is ResNet-50's res3-res5 unchanged [I]: SpatialNet's 256-d stride-4 features are exactly what

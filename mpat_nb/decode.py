@@ -38,7 +38,7 @@ EMBEDDINGS = ("ke", "sie", "ke+sie")
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """Decoding choices (the paper is silent; defaults from AE / method.md 2.8)."""
+    """Decoding choices (the paper is silent; defaults from AE / docs/method.md 2.8)."""
 
     top_k: int = 30                    # candidates per joint (AE)
     nms_kernel: int = 3                # 3 x 3 max-pool NMS (AE)

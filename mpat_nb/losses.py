@@ -59,7 +59,7 @@ def spatial_loss(output, targets, weights: Mapping[str, float] = LOSS_WEIGHTS,
 
 def detection_loss(heatmaps_pred: torch.Tensor, heatmaps_gt: torch.Tensor, mask: torch.Tensor | None = None,
                    foreground_weight: float = 0.0) -> torch.Tensor:
-    """L_det, the masked heatmap MSE of AE's HeatmapLoss (method.md 2.2).
+    """L_det, the masked heatmap MSE of AE's HeatmapLoss (docs/method.md 2.2).
 
     heatmaps_pred: (B, S, K, H, W); heatmaps_gt: (B, K, H, W); mask: (B, H, W), 0 = ignore (None = all 1).
     Reduction: mean over K, H, W per image (masked pixels count in the denominator, as in AE), mean
@@ -81,7 +81,7 @@ def detection_loss(heatmaps_pred: torch.Tensor, heatmaps_gt: torch.Tensor, mask:
 
 
 def keypoint_embedding_loss(ke_pred: torch.Tensor, keypoint_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_pull and L_push of the Keypoint Embedding (method.md 2.3, AE).
+    """L_pull and L_push of the Keypoint Embedding (docs/method.md 2.3, AE).
 
     ke_pred: (B, S, K, H, W) one scalar embedding map per joint; keypoint_indices: (B, N, K, 2) from the
     codec ([..., 0] flat pixel y * W + x, [..., 1] valid). Reads h_k(x_nk) at every valid joint and
@@ -149,7 +149,7 @@ def ae_pull_push(
 
 
 def svf_loss(svf_pred: torch.Tensor, svf_gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L_SIE, masked L2 of the Spatial Vector Field (method.md 2.5).
+    """L_SIE, masked L2 of the Spatial Vector Field (docs/method.md 2.5).
 
     svf_pred: (B, S, 2, H, W); svf_gt: (B, 2, H, W) in units of SVF_NORMALISER; mask: (B, H, W).
     L_SIE = sum_s [sum_{b,p} m(p) ||v_s(p) - v*(p)||^2] / sum_{b,p} m(p): the squared vector error
@@ -162,7 +162,7 @@ def svf_loss(svf_pred: torch.Tensor, svf_gt: torch.Tensor, mask: torch.Tensor) -
 
 
 def ordinal_loss(ordinal_pred: torch.Tensor, ordinal_gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L_aux, masked MSE of the ordinal maps (method.md 2.4).
+    """L_aux, masked MSE of the ordinal maps (docs/method.md 2.4).
 
     ordinal_pred: (B, S, R, H, W); ordinal_gt: (B, R, H, W) in [0, 1]; mask: (B, H, W), 1 where painted.
     L_aux = sum_s [sum_{b,p} m(p) mean_r (o_s,r(p) - o*_r(p))^2] / sum_{b,p} m(p) (pooled over the batch
@@ -191,7 +191,7 @@ def _check_stacked(prediction: torch.Tensor, target: torch.Tensor, name: str) ->
 
 
 # ----------------------------------------------------------------------------------------------
-# L_PGG (method.md 2.6, step 5), added after the helpers above so the existing functions stay as they are
+# L_PGG (docs/method.md 2.6, step 5), added after the helpers above so the existing functions stay as they are
 # ----------------------------------------------------------------------------------------------
 def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_PGG: the KE and SIE supervision applied to the embeddings refined by Pose-Guided Grouping.
@@ -201,7 +201,7 @@ def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.
     centers: (B, N, 2) GT person centres c_n in output pixels (``SpatialTargets.centers``).
     (``gather_points`` gives ``person`` and ``valid``.)
 
-    [I, method.md 6 choice 10]:
+    [I, docs/method.md 6 choice 10]:
         L_pull, L_push = AE pull/push (:func:`ae_pull_push`) on the refined KE, grouped by GT person
         L_SIE' = mean over valid points of ||(sie_i - c_{n_i}) / Z||^2, Z = SVF_NORMALISER (as ``svf_loss``)
         total = L_pull + L_push + L_SIE'         (the caller multiplies by LOSS_WEIGHTS["pgg"] = 1e-4)
@@ -241,7 +241,7 @@ def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.
 
 
 # ----------------------------------------------------------------------------------------------
-# TemporalNet losses (method.md 3.1-3.2), added below the SpatialNet ones
+# TemporalNet losses (docs/method.md 3.1-3.2), added below the SpatialNet ones
 # ----------------------------------------------------------------------------------------------
 from mpat_nb.config import HE_TRIPLET_MARGIN, TEMPORAL_LOSS_WEIGHTS  # noqa: E402 - kept with the code that uses it
 
@@ -255,7 +255,7 @@ def temporal_loss(output, identities_previous, identities_current, tvf_targets,
     ``mpat_nb.data.pairs.PairBatch.identities``); tvf_targets: a collated
     :class:`mpat_nb.codec_temporal.TVFTargets`; weights: ``he`` and ``tvf`` (default
     ``config.TEMPORAL_LOSS_WEIGHTS``). The triplet loss runs over the proposals of both frames of every pair,
-    so the hardest negatives include people of other clips [method.md 3.1].
+    so the hardest negatives include people of other clips [docs/method.md 3.1].
     Returns scalars ``he, tvf_forward, tvf_backward, tvf, total`` with total = w_he L_HE + w_tvf L_TVF.
     """
     embeddings = torch.cat([*output.human_embedding_previous, *output.human_embedding_current])      # (L, D)
@@ -268,11 +268,11 @@ def temporal_loss(output, identities_previous, identities_current, tvf_targets,
 
 def triplet_loss(embeddings: torch.Tensor, identities: torch.Tensor, margin: float = HE_TRIPLET_MARGIN,
                  normalize: bool = True) -> torch.Tensor:
-    """Batch-hard triplet loss of the Human Embedding (method.md 3.1; Hermans et al. 2017).
+    """Batch-hard triplet loss of the Human Embedding (docs/method.md 3.1; Hermans et al. 2017).
 
     embeddings: (L, D) one HE per proposal; identities: (L,) int, the same value for the same person (track
     ids made unique per clip). margin: m, default ``config.HE_TRIPLET_MARGIN`` (0.3). normalize: L2-normalise
-    the embeddings first (the tracker compares normalised HE, method.md 3.3).
+    the embeddings first (the tracker compares normalised HE, docs/method.md 3.3).
 
     For every anchor a with at least one positive and one negative in the batch:
         d(a, b) = ||u_a - u_b||_2,   L_a = max(0, max_{p: same id, p != a} d(a, p) - min_{n: other id} d(a, n) + m)
@@ -303,7 +303,7 @@ def triplet_loss(embeddings: torch.Tensor, identities: torch.Tensor, margin: flo
 
 
 def tvf_loss(tvf_forward: torch.Tensor, tvf_backward: torch.Tensor, targets) -> dict[str, torch.Tensor]:
-    """L_TVF, masked L2 of both temporal vector fields (method.md 3.2), like :func:`svf_loss`.
+    """L_TVF, masked L2 of both temporal vector fields (docs/method.md 3.2), like :func:`svf_loss`.
 
     tvf_forward, tvf_backward: (B, 2, H, W) predictions; targets: a collated
     :class:`mpat_nb.codec_temporal.TVFTargets` (``forward``/``backward`` (B, 2, H, W), masks (B, H, W)).

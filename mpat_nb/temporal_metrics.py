@@ -53,7 +53,7 @@ def rank1_accuracy(query: torch.Tensor, query_ids, gallery: torch.Tensor, galler
 
     query: (Q, D), query_ids: (Q,); gallery: (G, D), gallery_ids: (G,). Only queries whose identity is in the
     gallery are counted (a person who left cannot be found). Distance: L2 between L2-normalised vectors
-    (``normalize``), as the tracker compares HE (method.md 3.3). Returns (correct, counted).
+    (``normalize``), as the tracker compares HE (docs/method.md 3.3). Returns (correct, counted).
     """
     query_ids = torch.as_tensor(query_ids).reshape(-1).cpu()
     gallery_ids = torch.as_tensor(gallery_ids).reshape(-1).cpu()

@@ -70,7 +70,7 @@ class SpatialTrainConfig:
     lr_final: float = 1e-5               # ... then 1e-5 ...
     lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
     det_foreground_weight: float = 0.0   # alpha of losses.detection_loss; 0 = the paper's plain masked MSE
-    pgg_iterations: int = 0              # > 0: the PGG fine-tuning stage (method.md 2.6): L_PGG on the embeddings
+    pgg_iterations: int = 0              # > 0: the PGG fine-tuning stage (docs/method.md 2.6): L_PGG on the embeddings
                                          # of the GT joints refined by R = pgg_iterations mean-shift steps, added
                                          # with LOSS_WEIGHTS["pgg"] = 1e-4 [Supp: R = 1, lr 1e-5, from SpatialNet]
     decode_embedding: str = "ke"         # what validation groups by: "ke" (AE baseline), "sie", "ke+sie"

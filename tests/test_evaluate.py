@@ -51,7 +51,7 @@ def make_person(track_id: int, x0: float, y0: float, score: float | None = 0.5, 
 
 
 def two_person_clip(num_frames: int = 3, score: float | None = 0.5, name: str = SEQ) -> Video:
-    """evaluation.md §6.3: two GT people far apart (A id 0, B id 1), all joints, 3 labelled frames."""
+    """docs/evaluation.md §6.3: two GT people far apart (A id 0, B id 1), all joints, 3 labelled frames."""
     return Video(name, [Frame(f"images/val/{name}/{t:06d}.jpg", people=[make_person(0, 100, 100, score),
                                                                            make_person(1, 1000, 500, score)])
                         for t in range(num_frames)])
@@ -154,7 +154,7 @@ def perturbed_prediction(gt: Video, rng: np.random.Generator) -> Video:
 
 
 # ------------------------------------------------------------------------------------------------
-# evaluation.md §6.3: hand-checkable vectors confirmed with poseval
+# docs/evaluation.md §6.3: hand-checkable vectors confirmed with poseval
 # ------------------------------------------------------------------------------------------------
 def _swap_from_frame_2(pred: Video) -> None:
     for frame in pred.frames[1:]:
@@ -277,7 +277,7 @@ def test_inputs_are_not_modified():
 
 
 def _brute_force_ap(scores, labels, num_positives):
-    """Direct transcription of the AP rule of evaluation.md §6.1 (distinct scores)."""
+    """Direct transcription of the AP rule of docs/evaluation.md §6.1 (distinct scores)."""
     if len(scores) == 0:
         return 0.0
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -315,7 +315,7 @@ def test_average_precision_edge_cases():
 
 
 def _brute_force_assignment(pred, gt, heads):
-    """Loop transcription of evaluation.md §5."""
+    """Loop transcription of docs/evaluation.md §5."""
     num_pred, num_gt = len(pred), len(gt)
     pck = np.zeros((num_pred, num_gt))
     for p in range(num_pred):
@@ -711,7 +711,7 @@ def test_evaluate_paths_round_trip(tmp_path):
 
 @pytest.mark.skipif(not REAL_DIR.is_dir(), reason="shared real samples not available")
 def test_real_derived_clip_against_itself():
-    """evaluation.md §6.3: real frames 012834 / 009473 repeated 10 / 8 times, shifted 3 px per frame."""
+    """docs/evaluation.md §6.3: real frames 012834 / 009473 repeated 10 / 8 times, shifted 3 px per frame."""
     formats = pytest.importorskip("mpat_nb.data.formats")
     rng = np.random.default_rng(0)
     gt = []

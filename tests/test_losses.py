@@ -52,7 +52,7 @@ def _scene(seed=0, num_people=(3, 2)):
 
 
 def _reference_pull_push(embeddings, valid):
-    """Loops over people and pairs, per image (method.md 2.3)."""
+    """Loops over people and pairs, per image (docs/method.md 2.3)."""
     pulls, pushes = [], []
     for e, v in zip(embeddings, valid):
         means, spreads = [], []

@@ -133,7 +133,7 @@ def test_paper_preset_size_on_meta_device():
         model = SpatialNet(config)
     params = count_parameters(model)
     # Our hourglass uses bottleneck residuals (3.25 C^2 weights) where AE's uses plain 3x3 convs (9 C^2):
-    # 59.7 M here against AE's 138.9 M (method.md 2.1).
+    # 59.7 M here against AE's 138.9 M (docs/method.md 2.1).
     assert 55e6 < params < 65e6
     assert isinstance(model.backbone, StackedHourglass) and model.backbone.num_stacks == 4
     assert model.backbone.predictions[0].out_channels == 2 * 15 + 2 + 6

@@ -10,7 +10,7 @@ def test_layouts_have_expected_sizes_and_names():
     assert sk.NUM_KEYPOINTS_17 == 17 and sk.NUM_JOINTS == 15
     assert sk.KEYPOINT_NAMES_17[1:3] == ("head_bottom", "head_top")
     assert set(sk.JOINT_NAMES) == set(sk.KEYPOINT_NAMES_17) - {"left_ear", "right_ear"}
-    # poseval order (evaluation.md section 2)
+    # poseval order (docs/evaluation.md section 2)
     assert sk.JOINT_NAMES[0] == "right_ankle" and sk.JOINT_NAMES[12] == "head_bottom" and sk.JOINT_NAMES[14] == "head_top"
 
 

@@ -52,7 +52,7 @@ def person(joints_xy, track_id, center=None):
 def test_presets_and_config_round_trip():
     paper, tiny = get_temporal_config("paper"), get_temporal_config("tiny")
     assert paper.human_embedding_dim == 3072 and paper.mid_level_dim == 1024 and paper.high_level_dim == 2048
-    assert paper.tie_in_channels == 2 * (256 + 15 + 2)                         # 546, method.md 3.2
+    assert paper.tie_in_channels == 2 * (256 + 15 + 2)                         # 546, docs/method.md 3.2
     assert tiny.human_embedding_dim < paper.human_embedding_dim
     for config in TEMPORAL_PRESETS.values():
         config.check_spatial(config.spatial_preset)

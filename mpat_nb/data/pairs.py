@@ -196,7 +196,7 @@ def augment_frame(image: np.ndarray, people: Sequence[Person], params: AugmentPa
     if centers is not None:
         centers_in = augment_points(centers[keep], params, source, square)
         centers_out = torch.as_tensor(joints_to_output_coords(centers_in, input_size, output_size), dtype=torch.float32)
-    else:                                                                       # method.md 6, choice 6
+    else:                                                                       # docs/method.md 6, choice 6
         centers_out = centers_and_scales_from_joints(joints_out)[0]
     track_ids = torch.as_tensor([p.track_id for p in people], dtype=torch.int64)[torch.from_numpy(keep)]
     boxes = boxes_from_joints(joints_out, output_size) if len(joints_out) else torch.zeros(0, 4)

@@ -287,7 +287,7 @@ class GatheredPoints(NamedTuple):
 
 
 def gather_points(ke_maps: torch.Tensor, svf: torch.Tensor, keypoint_indices: torch.Tensor) -> GatheredPoints:
-    """Read KE and SIE at the GT joints, for training PGG (method.md 2.6, step 1).
+    """Read KE and SIE at the GT joints, for training PGG (docs/method.md 2.6, step 1).
 
     ke_maps: (B, K, H, W) or (B, K, H, W, E) one KE map per joint (pass one stack, e.g. the last);
     svf: (B, 2, H, W) in output pixels (SpatialNet's svf x SVF_NORMALISER);

@@ -73,7 +73,7 @@ class SpatialNetOutput:
         return self.ordinal[:, -1]                   # (B, 6, H, W)
 
     def spatial_instance_embedding(self, stack: int = -1) -> torch.Tensor:
-        """SIE(p) = p + v(p) in output pixels (x, y): (B, 2, H, W). method.md 2.5, Eq. (1)."""
+        """SIE(p) = p + v(p) in output pixels (x, y): (B, 2, H, W). docs/method.md 2.5, Eq. (1)."""
         return instance_embedding(svf_to_pixels(self.svf[:, stack]))                # (B, 2, H, W)
 
 

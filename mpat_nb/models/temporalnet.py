@@ -15,7 +15,7 @@ Boxes are ``(x1, y1, x2, y2)`` in the **features' coordinate frame**: output-gri
 pixel-centre convention (pixel (row y, column x) is centred at (x, y) and covers [x - 0.5, x + 0.5]), so a box
 covering pixel columns 10..19 has x1 = 9.5, x2 = 19.5 (:func:`mpat_nb.codec_temporal.boxes_from_joints`
 builds them). TVF values are in units of ``SVF_NORMALISER`` output pixels, like the SVF.
-SpatialNet is frozen while TemporalNet trains [I: method.md 3.2]: compute its outputs under ``torch.no_grad()``.
+SpatialNet is frozen while TemporalNet trains [I: docs/method.md 3.2]: compute its outputs under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class TemporalNetOutput:
     tvf_backward: torch.Tensor
 
     def temporal_instance_embedding(self, direction: str = "forward") -> torch.Tensor:
-        """TIE(p) = p + Z T(p) in output pixels (x, y): (B, 2, H, W). method.md 3.2. direction: forward | backward."""
+        """TIE(p) = p + Z T(p) in output pixels (x, y): (B, 2, H, W). docs/method.md 3.2. direction: forward | backward."""
         if direction not in ("forward", "backward"):
             raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
         return instance_embedding(svf_to_pixels(self.tvf_forward if direction == "forward" else self.tvf_backward))
@@ -274,7 +274,7 @@ def frozen_spatial_outputs(spatial: nn.Module, images_previous: torch.Tensor, im
 
     images_previous, images_current: (B, 3, S, S). Returns two :class:`~mpat_nb.models.spatialnet.SpatialNetOutput`
     (frame t-1, frame t). One forward pass of the 2B images; the caller keeps ``spatial`` in eval mode (a
-    frozen SpatialNet's BatchNorm statistics must not follow the batches) [I: method.md 3.2, SpatialNet frozen].
+    frozen SpatialNet's BatchNorm statistics must not follow the batches) [I: docs/method.md 3.2, SpatialNet frozen].
     """
     from mpat_nb.models.spatialnet import SpatialNetOutput
 

@@ -1,7 +1,7 @@
 """Every weight and threshold of the trackers, in one place (docs/method.md 3.3).
 
 The paper says HE and TIE are complementary but not how it fuses them, nor its thresholds [I]. Our choice
-(method.md 3.3, steps 1-4): each distance is divided by its scale tau (the median distance of *true* pairs,
+(docs/method.md 3.3, steps 1-4): each distance is divided by its scale tau (the median distance of *true* pairs,
 measured on training-seed clips by :func:`mpat_nb.tracking.calibrate.calibrate_taus`), the terms in use are
 averaged with their weights, and a pair is accepted when that cost is below ``max_cost``:
 
@@ -31,13 +31,13 @@ class TrackerConfig:
     """How our tracker (and the two baselines) associate people of frame t with the tracks of frame t-1.
 
     Distances live on SpatialNet's output grid: d_HE = ||u_i - u_j|| on L2-normalised Human Embeddings
-    (in [0, 2]); d_TIE = bidirectional TIE voting distance divided by the pair's mean person scale (method.md
+    (in [0, 2]); d_TIE = bidirectional TIE voting distance divided by the pair's mean person scale (docs/method.md
     3.3, step 2; :func:`mpat_nb.tracking.costs.tie_distances`).
     """
 
     use_he: bool = True
     use_tie: bool = True
-    weight_he: float = 1.0             # w_HE [I: 1, method.md 3.3, Eq. (3)]
+    weight_he: float = 1.0             # w_HE [I: 1, docs/method.md 3.3, Eq. (3)]
     weight_tie: float = 0.1            # w_TIE [I, tuned on ground-truth poses: 0.1 and 0.25 best, 0 and 0.5+ lower]
     tau_he: float = 0.246              # median d_HE of true consecutive pairs [I, measured]
     tau_tie: float = 0.198             # median d_TIE of true consecutive pairs [I, measured]
@@ -56,7 +56,7 @@ class TrackerConfig:
     # Detections and output
     min_pose_score: float = 0.1        # people whose mean present-joint score is lower are dropped before tracking [I]
     min_joint_score: float = 0.5       # joints below this score are left out of the output (trades AP for MOTA,
-                                       # method.md 3.3 step 5) [I, tuned]
+                                       # docs/method.md 3.3 step 5) [I, tuned]
     # Peer baselines
     oks_threshold: float = 0.05        # greedy OKS: accept a pair with OKS above this [I, tuned]
     iou_threshold: float = 0.05        # Hungarian IoU: accept a pair with box IoU above this [I, tuned]

@@ -14,7 +14,7 @@ from mpat_nb.skeleton import OKS_SIGMAS
 
 
 def he_distances(embeddings_previous: np.ndarray, embeddings_current: np.ndarray) -> np.ndarray:
-    """d_HE(i, j) = ||u_i - u_j||_2 on L2-normalised Human Embeddings (method.md 3.3, step 1): values in [0, 2].
+    """d_HE(i, j) = ||u_i - u_j||_2 on L2-normalised Human Embeddings (docs/method.md 3.3, step 1): values in [0, 2].
 
     embeddings_previous: (I, D); embeddings_current: (J, D) (normalised here, so raw HE is fine).
     """
@@ -35,7 +35,7 @@ def tie_votes(joints: np.ndarray, tvf: np.ndarray) -> np.ndarray:
 def tie_distances(joints_previous: np.ndarray, centres_previous: np.ndarray, scales_previous: np.ndarray,
                   joints_current: np.ndarray, centres_current: np.ndarray, scales_current: np.ndarray,
                   tvf_forward: np.ndarray, tvf_backward: np.ndarray) -> np.ndarray:
-    """Bidirectional TIE voting distance (method.md 3.3, step 2):
+    """Bidirectional TIE voting distance (docs/method.md 3.3, step 2):
 
         d_TIE(i, j) = 0.5 [ mean_{k in V_i} ||p_ik + T(p_ik) - c_j|| + mean_{k in V_j} ||q_jk + T'(q_jk) - c_i|| ] / s_ij
 

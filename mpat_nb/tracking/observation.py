@@ -19,7 +19,7 @@ class Detection:
     """One person of one frame.
 
     joints: (K, 3) x, y, score on the output grid (score 0 = absent); centre: (2,) person centre on the grid
-    (mean SIE of the joints, method.md 2.5); box: (4,) x1, y1, x2, y2 proposal on the grid; embedding: (D,)
+    (mean SIE of the joints, docs/method.md 2.5); box: (4,) x1, y1, x2, y2 proposal on the grid; embedding: (D,)
     Human Embedding (None when TemporalNet was not run); person: the pose in image pixels; gt_track_id: the
     ground-truth identity when the detection *is* a ground-truth pose (tracking-only evaluation), else None.
     """
@@ -33,7 +33,7 @@ class Detection:
 
     @property
     def scale(self) -> float:
-        """sqrt(box area) in output pixels: the person scale s of method.md 3.3."""
+        """sqrt(box area) in output pixels: the person scale s of docs/method.md 3.3."""
         width, height = np.clip(self.box[2:] - self.box[:2], 0.0, None)
         return float(np.sqrt(max(width * height, 1e-6)))
 

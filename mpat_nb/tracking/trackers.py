@@ -163,7 +163,7 @@ class EmbeddingTracker(Tracker):
         if not terms:
             raise ValueError("TIE-only tracking needs the temporal vector fields of the frame pair "
                              "(observation.tvf_forward / tvf_backward)")
-        cost = sum(terms) / sum(weights)                   # method.md 3.3, Eq. (3): the weighted mean of d / tau
+        cost = sum(terms) / sum(weights)                   # docs/method.md 3.3, Eq. (3): the weighted mean of d / tau
         self.last_costs["combined"] = cost
         return cost, config.max_cost
 

@@ -253,7 +253,7 @@ print("d_TIE by hand == tracker.last_costs['tie']\n", d_tie.round(3))
 from scipy.optimize import linear_sum_assignment
 
 cost = (CONFIG.weight_he * d_he / CONFIG.tau_he + CONFIG.weight_tie * d_tie / CONFIG.tau_tie) \
-    / (CONFIG.weight_he + CONFIG.weight_tie)                       # C(i, j), method.md 3.3 Eq. (3): (I, J)
+    / (CONFIG.weight_he + CONFIG.weight_tie)                       # C(i, j), docs/method.md 3.3 Eq. (3): (I, J)
 np.testing.assert_allclose(cost, tracker.last_costs["combined"], atol=1e-6)
 rows, cols = linear_sum_assignment(cost)
 kept = cost[rows, cols] < CONFIG.max_cost                                               # C < theta
