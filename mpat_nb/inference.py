@@ -119,7 +119,7 @@ def prepare_for_inference(model: nn.Module, options: InferenceOptions = Inferenc
     if not isinstance(options, InferenceOptions):
         raise ValueError(f"options must be an InferenceOptions, got {type(options).__name__}")
     device = _device_of(model)
-    _warn_cuda_only(options, device)
+    _warn_unusable_options(options, device)
     prepared = copy.deepcopy(model).eval()
     if options.fuse_batchnorm:
         fuse_conv_batchnorm(prepared)
@@ -209,7 +209,7 @@ def _device_of(model: nn.Module) -> torch.device:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _warn_cuda_only(options: InferenceOptions, device: torch.device) -> None:
+def _warn_unusable_options(options: InferenceOptions, device: torch.device) -> None:
     ignored = [name for name, on in (("autocast", options.autocast is not None and not _autocast_applies(options, device)),
                                      ("cudnn_benchmark", options.cudnn_benchmark and device.type != "cuda")) if on]
     if ignored:

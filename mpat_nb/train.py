@@ -197,7 +197,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
                 recalibrate_batchnorm(distributed.unwrap(trained),
-                                      spatial_batchnorm_batches(dataset, config.batchnorm_images, local_batch, device))
+                                      batchnorm_batches(dataset, config.batchnorm_images, local_batch, collate_images, device))
                 val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
             val_map = distributed.broadcast_object(val_map)
             history.append({"step": step, "val_map": val_map})
@@ -253,11 +253,18 @@ def batchnorm_indices(dataset_length: int, num_items: int) -> np.ndarray:
     return np.unique(np.linspace(0, dataset_length - 1, min(num_items, dataset_length)).astype(np.int64))
 
 
-def spatial_batchnorm_batches(dataset, num_images: int, batch_size: int, device: torch.device) -> list[torch.Tensor]:
-    """Image batches (B, 3, S, S) on ``device`` of ``num_images`` items spread over the training ``dataset``."""
-    indices = batchnorm_indices(len(dataset), num_images)
-    return [collate_samples([dataset[int(i)] for i in indices[start:start + batch_size]])[0].to(device)
+def batchnorm_batches(dataset, num_items: int, batch_size: int, collate: Callable, device: torch.device) -> list:
+    """``num_items`` items spread over the training ``dataset`` (:func:`batchnorm_indices`), collated in batches of
+    ``batch_size`` by ``collate`` and moved to ``device``: the batches :func:`recalibrate_batchnorm` reads.
+    ``collate`` returns something with ``.to(device)`` (SpatialNet: the images; TemporalNet: a ``PairBatch``)."""
+    indices = batchnorm_indices(len(dataset), num_items)
+    return [collate([dataset[int(i)] for i in indices[start:start + batch_size]]).to(device)
             for start in range(0, len(indices), batch_size)]
+
+
+def collate_images(samples) -> torch.Tensor:
+    """(B, 3, S, S) images of SpatialNet samples (their targets are not needed to re-estimate BatchNorm)."""
+    return collate_samples(samples)[0]
 
 
 def start_process(config, device: torch.device) -> tuple[bool, int]:

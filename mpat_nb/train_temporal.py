@@ -46,8 +46,8 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (RunningLosses, batchnorm_indices, recalibrate_batchnorm, check_resumable, check_run_settings, mean_over_processes, minutes_spent,
-                           optimizer_step, start_process)
+from mpat_nb.train import (RunningLosses, batchnorm_batches, check_resumable, check_run_settings, mean_over_processes,
+                           minutes_spent, optimizer_step, recalibrate_batchnorm, start_process)
 from mpat_nb.utils import InputError, atomic_write_text
 
 
@@ -163,8 +163,8 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
-                recalibrate_batchnorm(distributed.unwrap(trained), temporal_batchnorm_batches(
-                    dataset, config.batchnorm_pairs, local_batch, device), _pair_forward(spatial))
+                recalibrate_batchnorm(distributed.unwrap(trained), batchnorm_batches(
+                    dataset, config.batchnorm_pairs, local_batch, collate_pairs, device), _pair_forward(spatial))
                 metrics = pair_metrics(spatial, distributed.unwrap(trained), val_batches)
             metrics = distributed.broadcast_object(metrics)
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
@@ -201,14 +201,6 @@ def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str
         balanced["tvf"] = balanced["tvf"] + extra
         balanced["total"] = balanced["total"] + TEMPORAL_LOSS_WEIGHTS["tvf"] * extra
     return balanced
-
-
-def temporal_batchnorm_batches(dataset, num_pairs: int, batch_size: int, device: torch.device) -> list[PairBatch]:
-    """Pair batches on ``device`` of ``num_pairs`` items spread over the training ``dataset`` (many clips), for
-    :func:`mpat_nb.train.recalibrate_batchnorm`."""
-    indices = batchnorm_indices(len(dataset), num_pairs)
-    return [collate_pairs([dataset[int(i)] for i in indices[start:start + batch_size]]).to(device)
-            for start in range(0, len(indices), batch_size)]
 
 
 def _pair_forward(spatial: torch.nn.Module):

@@ -19,7 +19,7 @@ import torch
 from mpat_nb.checkpoints import load_checkpoint, load_spatialnet
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.synth import validation_clips
-from mpat_nb.train import (SpatialTrainConfig, _training_data, recalibrate_batchnorm, spatial_batchnorm_batches,
+from mpat_nb.train import (SpatialTrainConfig, _training_data, batchnorm_batches, collate_images, recalibrate_batchnorm,
                            validation_decode_config, validation_map)
 from mpat_nb.utils import atomic_path
 
@@ -38,7 +38,7 @@ def main() -> None:
     clips = validation_clips(config.synth_preset, config.val_clips, config.val_frames, config.render_size)
     decode = validation_decode_config(config, model)
     before = validation_map(model, clips, decode)
-    batches = spatial_batchnorm_batches(dataset, args.images, min(config.batch_size, 8), torch.device("cpu"))
+    batches = batchnorm_batches(dataset, args.images, min(config.batch_size, 8), collate_images, torch.device("cpu"))
     recalibrate_batchnorm(model, batches)
     after = validation_map(model.eval(), clips, decode)
     print(f"validation mAP ({config.val_clips} '{config.synth_preset}' clips x {config.val_frames} frames): "
