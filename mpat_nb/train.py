@@ -123,7 +123,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     check_run_settings(config, out)
     main_process, local_batch = start_process(config, device)
     model_config = get_spatial_config(config.preset)
-    dataset, config = _training_data(config, model_config)                # epochs -> steps on real data
+    dataset, config = training_data(config, model_config)                # epochs -> steps on real data
     precision = resolve_precision(config.precision, device)
     model = SpatialNet(model_config).to(device)
     pgg = None
@@ -506,7 +506,7 @@ def validation_map(model: SpatialNet, clips, decode_config: DecodeConfig = Decod
     return float(evaluate([c.video for c in clips], predict_videos(model, clips, decode_config)).total_map)
 
 
-def _training_data(config: SpatialTrainConfig, model_config):
+def training_data(config: SpatialTrainConfig, model_config):
     """The training dataset and the config, with ``steps`` set from ``epochs`` (real data only)."""
     if config.data == "synthetic":
         if config.epochs is not None:

@@ -19,7 +19,7 @@ import torch
 from mpat_nb.checkpoints import load_checkpoint, load_spatialnet
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.synth import validation_clips
-from mpat_nb.train import (SpatialTrainConfig, _training_data, batchnorm_batches, collate_images, recalibrate_batchnorm,
+from mpat_nb.train import (SpatialTrainConfig, batchnorm_batches, collate_images, recalibrate_batchnorm, training_data,
                            validation_decode_config, validation_map)
 from mpat_nb.utils import atomic_path
 
@@ -34,7 +34,7 @@ def main() -> None:
     known = {field.name for field in dataclasses.fields(SpatialTrainConfig)}
     config = SpatialTrainConfig(**{k: v for k, v in (state.get("train_config") or {}).items() if k in known})
     model = load_spatialnet(args.checkpoint)
-    dataset, _ = _training_data(config, get_spatial_config(state["preset"]))
+    dataset, _ = training_data(config, get_spatial_config(state["preset"]))
     clips = validation_clips(config.synth_preset, config.val_clips, config.val_frames, config.render_size)
     decode = validation_decode_config(config, model)
     before = validation_map(model, clips, decode)

@@ -345,6 +345,6 @@ def test_epochs_become_steps_on_real_data(tmp_path, monkeypatch):
     config = dataclasses.replace(CONFIG, data="posetrack", annotations=str(tmp_path / "data" / "annotations"),
                                  image_root=str(tmp_path / "data"), epochs=2, batch_size=2, val_every=0)
     frames = train_module.posetrack_frames(config.annotations)
-    dataset, resolved = train_module._training_data(config, MICRO_SPATIAL)
+    dataset, resolved = train_module.training_data(config, MICRO_SPATIAL)
     usable = len(dataset.frames)
     assert 0 < usable <= len(frames) and resolved.steps == -(-2 * usable // 2) and len(dataset) == resolved.steps * 2

@@ -113,8 +113,8 @@ def test_augment_switch_reaches_the_training_images():
     from mpat_nb.data.synth import generate_clip
 
     model_config = train_module.get_spatial_config("tiny")                     # 128 px input (fixture)
-    plain, _ = train_module._training_data(dataclasses.replace(CONFIG, augment=False), model_config)
-    augmented, _ = train_module._training_data(CONFIG, model_config)
+    plain, _ = train_module.training_data(dataclasses.replace(CONFIG, augment=False), model_config)
+    augmented, _ = train_module.training_data(CONFIG, model_config)
     clip, t = plain.clip_and_frame(0)
     rendered = generate_clip(preset=plain.preset, seed=int(plain._seeds[clip]), num_frames=plain.clip_frames,
                              size=plain.render_size).frames[t]                  # (128, 128, 3) uint8
