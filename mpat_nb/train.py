@@ -69,6 +69,11 @@ class SpatialTrainConfig:
     lr: float = 2e-4                     # paper: Adam 2e-4 ...
     lr_final: float = 1e-5               # ... then 1e-5 ...
     lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
+    lr_schedule: str = "drop"            # "drop": the paper's step above; "cosine": half a cosine from lr to
+                                         # lr_final over the run; "onecycle": a linear warm-up from lr / 25 over
+                                         # the first tenth, then the cosine (CosineSchedule)
+    heatmap_sigma: float | None = None   # heatmap target std in output pixels; None: codec.HEATMAP_SIGMA scaled to
+                                         # the output (2 px at 128 x 128, AE; 1 px at tiny's 64 x 64)
     det_foreground_weight: float = 0.0   # alpha of losses.detection_loss; 0 = the paper's plain masked MSE
     pgg_iterations: int = 0              # > 0: the PGG fine-tuning stage (docs/method.md 2.6): L_PGG on the embeddings
                                          # of the GT joints refined by R = pgg_iterations mean-shift steps, added
@@ -130,7 +135,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     if config.pgg_iterations:
         pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), config.lr_final / config.lr)
+    schedule = learning_rate_schedule(config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
     start_step, history = 0, []
     if config.init_checkpoint:
@@ -181,7 +186,10 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         losses = balance_pooled_losses(losses, targets)                   # no-op in one process
         total = losses["total"]
         optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
-        scheduler.step()
+        minutes = minutes_spent(started, config)
+        if config.max_minutes is not None:                               # saved with the scheduler's state
+            schedule_time_spent(schedule, minutes / config.max_minutes, config)
+        scheduler.step()                                                  # the lr of the next step
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
@@ -190,10 +198,7 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
             history.append(record)
             bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
         bar.update(1)
-        minutes = minutes_spent(started, config)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
-        if config.max_minutes is not None and minutes >= config.lr_drop_fraction * config.max_minutes:
-            schedule.dropped_early = True                                 # saved with the scheduler's state
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
             if main_process:
                 recalibrate_batchnorm(distributed.unwrap(trained),
@@ -347,6 +352,10 @@ def check_resumable(state: dict, config, path: str | Path) -> None:
     if saved is not None and saved != config.batch_size:
         raise InputError(f"cannot resume {path}: it was trained with a global batch of {saved}, this run has "
                          f"{config.batch_size}; pass --batch-size {saved}")
+    saved_schedule = (state.get("train_config") or {}).get("lr_schedule", "drop")
+    if saved_schedule != getattr(config, "lr_schedule", "drop"):
+        raise InputError(f"cannot resume {path}: it was trained with lr_schedule {saved_schedule!r}, this run has "
+                         f"{config.lr_schedule!r}; pass --lr-schedule {saved_schedule}")
     if int(state["step"]) >= config.steps:
         raise InputError(f"cannot resume {path}: it is already at step {int(state['step'])} and this run has "
                          f"{config.steps} steps; pass a larger --steps to train on (the learning-rate schedule is "
@@ -370,7 +379,54 @@ class LearningRateDrop:
         return self.final_factor if self.dropped_early or step >= self.drop_step else 1.0
 
 
-def resume_schedule(schedule: LearningRateDrop, optimizer, scheduler, state: dict, config, path) -> None:
+class CosineSchedule:
+    """The learning-rate factor of step s for ``LambdaLR``: an optional linear warm-up, then half a cosine.
+
+    With progress u in [0, 1] through the run, f the final factor (lr_final / lr), w the warm-up fraction and
+    f0 the warm-up's starting factor: factor = f0 + (1 - f0) u / w for u < w, else
+    f + (1 - f) (1 + cos(pi (u - w) / (1 - w))) / 2. Progress is the larger of s / steps and the fraction of a
+    time budget spent (``time_fraction``, set by the training loop), so a run stopped by ``max_minutes`` still
+    ends at lr_final. An object, like :class:`LearningRateDrop`, so that ``LambdaLR.state_dict()`` keeps it.
+    """
+
+    def __init__(self, steps: int, final_factor: float, warmup_fraction: float = 0.0, warmup_factor: float = 1.0) -> None:
+        self.steps = steps
+        self.final_factor = final_factor
+        self.warmup_fraction = warmup_fraction
+        self.warmup_factor = warmup_factor
+        self.time_fraction = 0.0
+
+    def __call__(self, step: int) -> float:
+        progress = min(1.0, max(step / max(1, self.steps), self.time_fraction))
+        if progress < self.warmup_fraction:
+            return self.warmup_factor + (1.0 - self.warmup_factor) * progress / self.warmup_fraction
+        within = (progress - self.warmup_fraction) / max(1e-12, 1.0 - self.warmup_fraction)
+        return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * within))
+
+
+def learning_rate_schedule(config) -> LearningRateDrop | CosineSchedule:
+    """The ``LambdaLR`` factor object of ``config.lr_schedule`` ("drop", "cosine" or "onecycle")."""
+    final = config.lr_final / config.lr
+    if config.lr_schedule == "drop":
+        return LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), final)
+    if config.lr_schedule == "cosine":
+        return CosineSchedule(config.steps, final)
+    if config.lr_schedule == "onecycle":
+        return CosineSchedule(config.steps, final, warmup_fraction=0.1, warmup_factor=1 / 25)
+    raise InputError(f"lr_schedule must be 'drop', 'cosine' or 'onecycle', got {config.lr_schedule!r}")
+
+
+def schedule_time_spent(schedule: LearningRateDrop | CosineSchedule, fraction: float, config) -> None:
+    """Tell the schedule that ``fraction`` of the time budget is spent: the step drops once it passes
+    ``lr_drop_fraction``; the cosine follows whichever of steps and time is further along."""
+    if isinstance(schedule, LearningRateDrop):
+        if fraction >= config.lr_drop_fraction:
+            schedule.dropped_early = True
+    else:
+        schedule.time_fraction = max(schedule.time_fraction, min(1.0, fraction))
+
+
+def resume_schedule(schedule: LearningRateDrop | CosineSchedule, optimizer, scheduler, state: dict, config, path) -> None:
     """After loading a checkpoint's scheduler state: the rule for a resumed run with another ``steps``.
 
     Same ``steps``: the schedule is the checkpoint's (bit for bit the run that was interrupted). Other ``steps``:
@@ -384,17 +440,21 @@ def resume_schedule(schedule: LearningRateDrop, optimizer, scheduler, state: dic
         return
     step = int(state["step"])
     before = optimizer.param_groups[0]["lr"]
-    schedule.drop_step, schedule.final_factor = new_drop, config.lr_final / config.lr
+    if isinstance(schedule, CosineSchedule):
+        schedule.steps, schedule.final_factor = config.steps, config.lr_final / config.lr
+    else:
+        schedule.drop_step, schedule.final_factor = new_drop, config.lr_final / config.lr
     for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
         group["lr"] = base * schedule(step)
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what get_last_lr() (the log) reports
     after = optimizer.param_groups[0]["lr"]
     change = f"the learning rate goes back up from {before:g} to {after:g} until then" if after > before else \
         f"the learning rate at step {step} is {after:g}"
+    what = "cosine is recomputed for the new length" if isinstance(schedule, CosineSchedule) else \
+        f"drop is recomputed for the new length, to step {new_drop}" \
+        f"{' (or already done by the time budget)' if schedule.dropped_early else ''}"
     warnings.warn(f"resuming {path} (trained for {saved_steps} steps) with steps={config.steps}: the learning-rate "
-                  f"drop is recomputed for the new length, to step {new_drop}"
-                  f"{' (or already done by the time budget)' if schedule.dropped_early else ''}; {change}",
-                  stacklevel=2)
+                  f"{what}; {change}", stacklevel=2)
 
 
 def check_run_settings(config, out: str | Path) -> None:
@@ -516,7 +576,8 @@ def training_data(config: SpatialTrainConfig, model_config):
                                        split="train", length=config.steps * config.batch_size,
                                        render_size=(config.render_size, config.render_size),
                                        augment=AugmentConfig() if config.augment else None, seed=config.seed,
-                                       frames_per_clip=config.frames_per_clip, clips_in_flight=config.batch_size), config
+                                       frames_per_clip=config.frames_per_clip, clips_in_flight=config.batch_size,
+                                       heatmap_sigma=config.heatmap_sigma), config
     if config.data not in ("posetrack", "coco"):
         raise InputError(f"data must be 'synthetic', 'posetrack' or 'coco', got {config.data!r}")
     check_real_data_paths(config)
@@ -525,7 +586,7 @@ def training_data(config: SpatialTrainConfig, model_config):
     def dataset(length):
         return AnnotatedFramesDataset(frames, config.image_root, model_config.input_size, model_config.output_size,
                                       augment=AugmentConfig() if config.augment else None, seed=config.seed,
-                                      length=length)
+                                      length=length, heatmap_sigma=config.heatmap_sigma)
 
     if config.epochs is not None:
         if config.epochs <= 0:

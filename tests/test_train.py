@@ -215,3 +215,53 @@ def test_batchnorm_recalibration_replaces_the_running_averages_by_the_data_mean(
     assert recalibrate_batchnorm(model, []) == 0 and torch.equal(norm.running_mean, before)
     assert recalibrate_batchnorm(torch.nn.Linear(2, 2), batches) == 0
     assert batchnorm_indices(1000, 4).tolist() == [0, 333, 666, 999] and batchnorm_indices(3, 0).size == 0
+
+
+def test_cosine_and_onecycle_schedules_start_warm_and_end_at_lr_final():
+    from mpat_nb.train import CosineSchedule, learning_rate_schedule
+
+    final = SCHEDULE_CONFIG.lr_final / SCHEDULE_CONFIG.lr
+    cosine = learning_rate_schedule(dataclasses.replace(SCHEDULE_CONFIG, steps=100, lr_schedule="cosine"))
+    factors = [cosine(s) for s in range(101)]
+    assert factors[0] == pytest.approx(1.0) and factors[50] == pytest.approx((1 + final) / 2)
+    assert factors[100] == pytest.approx(final) and all(a >= b for a, b in zip(factors, factors[1:]))
+    onecycle = learning_rate_schedule(dataclasses.replace(SCHEDULE_CONFIG, steps=100, lr_schedule="onecycle"))
+    assert onecycle(0) == pytest.approx(1 / 25) and onecycle(5) == pytest.approx(1 / 25 + (1 - 1 / 25) / 2)
+    assert onecycle(10) == pytest.approx(1.0) and onecycle(100) == pytest.approx(final)
+    # a time budget moves the cosine on: half the minutes spent at step 10 of 100 reads as the middle of the run
+    cosine.time_fraction = 0.5
+    assert cosine(10) == pytest.approx((1 + final) / 2) and isinstance(cosine, CosineSchedule)
+    with pytest.raises(InputError, match="lr_schedule must be"):
+        learning_rate_schedule(dataclasses.replace(SCHEDULE_CONFIG, lr_schedule="linear"))
+
+
+def test_a_cosine_run_ends_at_lr_final_when_the_time_budget_ends_it(tmp_path, monkeypatch):
+    # 4 steps planned, 100 minutes: the clock says 50 minutes after step 1 and 100 after step 2 -> stop at step 2
+    monkeypatch.setattr(train_module, "minutes_spent", FakeClock(50.0, 100.0))
+    config = dataclasses.replace(SCHEDULE_CONFIG, lr_schedule="cosine", val_every=0)
+    result = train_spatialnet(config, tmp_path, progress=False)
+    lrs = [r["lr"] for r in result["history"] if "lr" in r]
+    assert len(lrs) == 2 and lrs[-1] == pytest.approx(config.lr_final)
+    state = load_checkpoint(result["checkpoint"])
+    with pytest.raises(InputError, match="lr_schedule 'cosine'.*--lr-schedule cosine"):
+        train_spatialnet(dataclasses.replace(SCHEDULE_CONFIG, steps=8), tmp_path, resume=result["checkpoint"],
+                         progress=False)
+    assert state["train_config"]["lr_schedule"] == "cosine"
+
+
+def test_heatmap_sigma_reaches_the_targets():
+    from mpat_nb.data.datasets import SyntheticSpatialDataset
+
+    def foreground(sigma):
+        item = SyntheticSpatialDataset(128, 32, length=1, render_size=(128, 128), augment=None, heatmap_sigma=sigma)[0]
+        return int((item["targets"].heatmaps > 0.5).sum())
+
+    assert foreground(2.0) > 2 * foreground(0.7) > 0
+
+
+def test_schedule_and_sigma_flags_set_their_fields():
+    from mpat_nb.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["train", "spatial", "--lr-schedule", "onecycle", "--heatmap-sigma", "1.5"])
+    config = _train_config(args, SpatialTrainConfig, {})
+    assert config.lr_schedule == "onecycle" and config.heatmap_sigma == 1.5

@@ -36,11 +36,13 @@ def make_sample(
     output_size: int,
     *,
     ignore_regions: Sequence[np.ndarray] = (),
+    heatmap_sigma: float | None = None,
 ) -> dict:
     """One training sample from an image and its people.
 
     image: (H, W, 3) uint8 RGB (grayscale (H, W) and RGBA (H, W, 4) are converted).
     people: their ``joints`` (K, 3) are used, with ``center`` when every person has one.
+    heatmap_sigma: the heatmap Gaussians' std in output pixels (None: ``encode_targets``'s default).
     """
     rgb = to_rgb(image)
     height, width = rgb.shape[:2]
@@ -58,7 +60,8 @@ def make_sample(
         mask = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mask, [np.round(p).astype(np.int32) for p in ignore_regions], 1)
         ignore = cv2.resize(augment_mask(mask, params, square), (output_size, output_size), interpolation=cv2.INTER_NEAREST)
-    targets = encode_targets(joints_out, centers_out, scales[keep] * fit * ratio, output_size, ignore_mask=ignore)
+    targets = encode_targets(joints_out, centers_out, scales[keep] * fit * ratio, output_size, ignore_mask=ignore,
+                              sigma=heatmap_sigma)
     pixels = torch.from_numpy(np.ascontiguousarray(augment_image(rgb, params, square))).permute(2, 0, 1)
     return {"image": pixels.float().div_(255.0), "targets": targets}
 
@@ -96,7 +99,7 @@ class SyntheticSpatialDataset(Dataset):
     def __init__(self, input_size: int, output_size: int, *, preset: str = "mixed", split: str = "train",
                  length: int = 100_000, render_size: tuple[int, int] = (256, 256), augment: AugmentConfig | None = AugmentConfig(),
                  seed: int = 0, clip_frames: int = 2, frames_per_clip: int = 1, clips_in_flight: int = 1,
-                 frame_gap: int = 3):
+                 frame_gap: int = 3, heatmap_sigma: float | None = None):
         from mpat_nb.data.synth import split_seeds
 
         if frames_per_clip < 1 or clips_in_flight < 1 or frame_gap < 1:
@@ -106,6 +109,7 @@ class SyntheticSpatialDataset(Dataset):
         self.preset, self.split, self.length = preset, split, length
         self.render_size, self.augment, self.seed = render_size, augment, seed
         self.frames_per_clip, self.clips_in_flight, self.frame_gap = frames_per_clip, clips_in_flight, frame_gap
+        self.heatmap_sigma = heatmap_sigma
         self.clip_frames = clip_frames if frames_per_clip == 1 else 1 + frame_gap * frames_per_clip
         block = clips_in_flight * frames_per_clip
         self._seeds = split_seeds(split, -(-length // block) * clips_in_flight, offset=seed)
@@ -134,7 +138,8 @@ class SyntheticSpatialDataset(Dataset):
                 del self._sources[next(iter(self._sources))]
         rendered = source[t]
         params = sample_augmentation(np.random.default_rng([self.seed, index]), self.augment) if self.augment else NO_AUGMENTATION
-        return make_sample(rendered.image, rendered.frame.people, params, self.input_size, self.output_size)
+        return make_sample(rendered.image, rendered.frame.people, params, self.input_size, self.output_size,
+                           heatmap_sigma=self.heatmap_sigma)
 
 
 class AnnotatedFramesDataset(Dataset):
@@ -147,12 +152,14 @@ class AnnotatedFramesDataset(Dataset):
     """
 
     def __init__(self, frames: Sequence[Frame], image_root: str | Path, input_size: int, output_size: int, *,
-                 augment: AugmentConfig | None = AugmentConfig(), seed: int = 0, length: int | None = None):
+                 augment: AugmentConfig | None = AugmentConfig(), seed: int = 0, length: int | None = None,
+                 heatmap_sigma: float | None = None):
         self.frames = [f for f in frames if f.is_labeled and f.people]
         if not self.frames:
             raise ValueError("no labelled frame with people in the given annotations")
         self.image_root = Path(image_root)
         self.input_size, self.output_size, self.augment, self.seed = input_size, output_size, augment, seed
+        self.heatmap_sigma = heatmap_sigma
         self.length = length or len(self.frames)
         epochs = -(-self.length // len(self.frames))
         rng = np.random.default_rng(seed)
@@ -167,7 +174,8 @@ class AnnotatedFramesDataset(Dataset):
         frame = self.frames[int(self._order[index])]
         image = read_image(self.image_root / frame.file_name)
         params = sample_augmentation(np.random.default_rng([self.seed, index]), self.augment) if self.augment else NO_AUGMENTATION
-        return make_sample(image, frame.people, params, self.input_size, self.output_size, ignore_regions=frame.ignore_regions)
+        return make_sample(image, frame.people, params, self.input_size, self.output_size,
+                           ignore_regions=frame.ignore_regions, heatmap_sigma=self.heatmap_sigma)
 
 
 def posetrack_frames(annotations: str | Path) -> list[Frame]:
