@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--heatmap-sigma", type=float, default=None,
                        help="spatial / pgg: Gaussian std of the heatmap targets in output pixels; default: 2 px at "
                             "128 x 128 output, scaled with the output size (1 px for tiny's 64 x 64)")
+    train.add_argument("--he-frame-gap", type=int, default=None,
+                       help="temporal: half the training pairs are 6 .. N frames apart, for the HE loss only "
+                            "(the TVF loss keeps the range-5 window); default: off")
     train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg)")
     train.add_argument("--pgg-iterations", type=int, default=None, help="pgg stage: mean-shift iterations R; default: 1")
     train.add_argument("--det-foreground-weight", type=float, default=None,
@@ -314,7 +317,7 @@ def _cmd_train_temporal(args: argparse.Namespace) -> int:
 #: ``train`` flags (argparse names) that set a training-config field, and the field they set
 _TRAIN_FLAG_FIELDS = {
     "preset": "preset", "steps": "steps", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-    "lr_schedule": "lr_schedule", "heatmap_sigma": "heatmap_sigma",
+    "lr_schedule": "lr_schedule", "heatmap_sigma": "heatmap_sigma", "he_frame_gap": "he_frame_gap",
     "init": "init_checkpoint", "pgg_iterations": "pgg_iterations", "det_foreground_weight": "det_foreground_weight",
     "decode_embedding": "decode_embedding", "data": "data", "synth_preset": "synth_preset",
     "annotations": "annotations", "image_root": "image_root", "val_every": "val_every", "max_minutes": "max_minutes",

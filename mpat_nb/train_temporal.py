@@ -41,7 +41,7 @@ from mpat_nb.checkpoints import (load_checkpoint, load_frozen_spatialnet, load_w
                                  spatial_checkpoint_path, weights_fingerprint)
 from mpat_nb.config import MAX_FRAME_GAP, TEMPORAL_LOSS_WEIGHTS, get_temporal_config
 from mpat_nb.data.augment import AugmentConfig
-from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs
+from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs, tvf_on_short_gaps
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
@@ -65,6 +65,8 @@ class TemporalTrainConfig:
     synth_preset: str = "mixed"             # generator preset of the training and validation clips
     render_size: int = 256                  # synthetic frame size (square)
     max_frame_gap: int = MAX_FRAME_GAP      # pairs (t - d, t), d in 1 .. max_frame_gap [Supp: range-5 window]
+    he_frame_gap: int | None = None         # > max_frame_gap: half the pairs d in max_frame_gap + 1 .. this, for the
+                                            # HE triplet loss only (no TVF loss on them) [I]; None: the window only
     augment: bool = True                    # the same random augmentation on both frames [Supp 2.2]
     seed: int = 0
     val_every: int = 250                    # steps between validations (0: only at the end)
@@ -123,7 +125,7 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
                                    split="train", length=config.steps * config.batch_size,
                                    render_size=(config.render_size, config.render_size),
                                    augment=AugmentConfig() if config.augment else None, seed=config.seed,
-                                   max_frame_gap=config.max_frame_gap)
+                                   max_frame_gap=config.max_frame_gap, long_frame_gap=config.he_frame_gap)
     sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
                                              distributed.world_size())
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_pairs,
@@ -146,9 +148,10 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
                                                        precision.images(batch.images_current))
             output = trained(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
                              batch.images_current)
+        tvf_targets = tvf_on_short_gaps(batch.tvf, batch.frame_gap, config.max_frame_gap)
         losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
-                               batch.tvf)                                                     # float32
-        losses = balance_pooled_tvf(losses, batch.tvf)                                       # no-op in one process
+                               tvf_targets)                                                   # float32
+        losses = balance_pooled_tvf(losses, tvf_targets)                                       # no-op in one process
         total = losses["total"]
         optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
         step += 1

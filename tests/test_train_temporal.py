@@ -234,3 +234,30 @@ def test_cli_parses_and_runs_train_temporal(tmp_path, config, capsys, monkeypatc
     assert "missing.pt" in capsys.readouterr().err
     assert main(["train", "spatial", "--spatial-checkpoint", "s.pt"]) == 2
     assert "train temporal" in capsys.readouterr().err
+
+
+def test_long_gap_pairs_train_the_he_and_not_the_tvf(tmp_path, config, monkeypatch):
+    """he_frame_gap: half the pairs come from beyond the range-5 window, and their TVF masks are zeroed."""
+    from mpat_nb.data.pairs import SyntheticPairDataset, tvf_on_short_gaps
+
+    dataset = SyntheticPairDataset(64, 16, length=40, render_size=(64, 64), augment=None, long_frame_gap=20)
+    gaps = [dataset.pair_info(i).frame_gap for i in range(40)]
+    assert 1 <= min(gaps) and max(gaps) <= 20 and 8 <= sum(g > 5 for g in gaps) <= 32
+    assert dataset.clip_frames > 20
+    with pytest.raises(ValueError, match="must exceed max_frame_gap"):
+        SyntheticPairDataset(64, 16, long_frame_gap=5)
+    batch = train_module.collate_pairs([dataset[i] for i in range(4)])
+    masked = tvf_on_short_gaps(batch.tvf, batch.frame_gap, 5)
+    far = batch.frame_gap > 5
+    assert torch.all(masked.forward_mask[far] == 0) and torch.all(masked.backward_mask[far] == 0)
+    assert torch.equal(masked.forward_mask[~far], batch.tvf.forward_mask[~far])
+    seen = []
+    real_loss = train_module.temporal_loss
+
+    def recording(output, previous, current, tvf_targets, *args, **kwargs):
+        seen.append(float(tvf_targets.forward_mask.sum()))
+        return real_loss(output, previous, current, tvf_targets, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "temporal_loss", recording)
+    result = train_temporalnet(dataclasses.replace(config, he_frame_gap=12, steps=2), tmp_path, progress=False)
+    assert len(seen) == 2 and load_checkpoint(result["checkpoint"])["train_config"]["he_frame_gap"] == 12

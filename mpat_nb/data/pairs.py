@@ -140,21 +140,29 @@ class SyntheticPairDataset(Dataset):
     Item i plans clip ``split_seeds(split, length, offset=seed)[i]`` of ``clip_frames`` frames (cheap) and
     renders only its frames t - d and t (:class:`mpat_nb.data.synth.SyntheticVideoSource`); pairs may
     straddle a shot change (the HE branch must link people across cuts too).
+
+    ``long_frame_gap`` G: half the pairs are drawn with d in ``max_frame_gap + 1 .. G`` instead (clips planned
+    long enough), for the HE branch to see appearance change over the gaps the tracker's memory spans; the
+    training loop keeps the TVF loss to d <= ``max_frame_gap`` (:func:`tvf_on_short_gaps`) [I].
     """
 
     def __init__(self, input_size: int, output_size: int, *, preset: str = "mixed", split: str = "train",
                  length: int = 100_000, render_size: tuple[int, int] = (256, 256),
                  augment: AugmentConfig | None = AugmentConfig(), seed: int = 0, clip_frames: int = CLIP_FRAMES,
-                 max_frame_gap: int = MAX_FRAME_GAP, min_frame_gap: int = 1):
+                 max_frame_gap: int = MAX_FRAME_GAP, min_frame_gap: int = 1, long_frame_gap: int | None = None):
         from mpat_nb.data.synth import split_seeds
 
+        if long_frame_gap is not None:
+            if long_frame_gap <= max_frame_gap:
+                raise ValueError(f"long_frame_gap ({long_frame_gap}) must exceed max_frame_gap ({max_frame_gap})")
+            clip_frames = max(clip_frames, long_frame_gap + CLIP_FRAMES - MAX_FRAME_GAP)
         if not 0 <= min_frame_gap <= max_frame_gap < clip_frames:
             raise ValueError(f"need 0 <= min_frame_gap ({min_frame_gap}) <= max_frame_gap ({max_frame_gap}) < "
                              f"clip_frames ({clip_frames}): lower the gaps or plan longer clips")
         self.input_size, self.output_size = input_size, output_size
         self.preset, self.split, self.length, self.render_size = preset, split, length, render_size
         self.augment, self.seed, self.clip_frames = augment, seed, clip_frames
-        self.min_frame_gap, self.max_frame_gap = min_frame_gap, max_frame_gap
+        self.min_frame_gap, self.max_frame_gap, self.long_frame_gap = min_frame_gap, max_frame_gap, long_frame_gap
         self._seeds = split_seeds(split, length, offset=seed)
 
     def __len__(self) -> int:
@@ -164,7 +172,10 @@ class SyntheticPairDataset(Dataset):
         """The clip, frames and augmentation of item ``index`` (no rendering)."""
         rng = np.random.default_rng([self.seed, index])
         params = sample_augmentation(rng, self.augment) if self.augment else NO_AUGMENTATION
-        gap = int(rng.integers(self.min_frame_gap, self.max_frame_gap + 1))
+        if self.long_frame_gap is not None and rng.random() < 0.5:              # half the pairs far apart
+            gap = int(rng.integers(self.max_frame_gap + 1, self.long_frame_gap + 1))
+        else:
+            gap = int(rng.integers(self.min_frame_gap, self.max_frame_gap + 1))
         current = int(rng.integers(gap, self.clip_frames))                       # t in gap .. T-1, so t - d >= 0
         return PairInfo(int(self._seeds[index]), current - gap, current, params)
 
@@ -202,3 +213,13 @@ def augment_frame(image: np.ndarray, people: Sequence[Person], params: AugmentPa
     boxes = boxes_from_joints(joints_out, output_size) if len(joints_out) else torch.zeros(0, 4)
     pixels = torch.from_numpy(np.ascontiguousarray(augment_image(rgb, params, square))).permute(2, 0, 1)
     return pixels.float().div_(255.0), FramePeople(joints_out, centers_out.reshape(-1, 2), boxes, track_ids)
+
+
+def tvf_on_short_gaps(tvf: TVFTargets, frame_gap: torch.Tensor, max_frame_gap: int) -> TVFTargets:
+    """The batch's TVF targets with the masks of pairs more than ``max_frame_gap`` frames apart set to 0.
+
+    tvf: collated (B, 2, H, W) fields and (B, H, W) masks; frame_gap: (B,) int64 d of each pair. The TIE learns
+    the motion between nearby frames (the supplementary's range-5 window); far pairs teach the HE branch only.
+    """
+    keep = (frame_gap <= max_frame_gap).to(tvf.forward_mask.dtype)[:, None, None]          # (B, 1, 1)
+    return TVFTargets(tvf.forward, tvf.forward_mask * keep, tvf.backward, tvf.backward_mask * keep)
