@@ -133,9 +133,8 @@ SPATIAL_PRESETS: dict[str, SpatialNetConfig] = {
         input_size=256, output_size=64, stem_channels=32,
         description="a Colab T4 GPU: 2 stacks, 128 ch, 256 -> 64",
     ),
-    # tiny: one wide stack. On a 2-core CPU with a 40-minute budget, width buys more than a second stack:
-    # measured (14 min each, one thread, mixed validation mAP): 2 x 32 ch 7.0 (880 steps), 2 x 64 ch 8.0
-    # (471 steps), 1 x 96 ch 11.8 (533 steps); 96-channel convolutions also run ~2.5x more FLOP/s here.
+    # tiny: one wide stack; on a 2-core CPU width buys more than a second stack (the width / stacks trial in
+    # mpat_nb/weights/README.md).
     "tiny": SpatialNetConfig(
         name="tiny", num_stacks=1, channels=96, hourglass_depth=4, increase=32,
         input_size=256, output_size=64, stem_channels=16,

@@ -191,7 +191,7 @@ def _check_stacked(prediction: torch.Tensor, target: torch.Tensor, name: str) ->
 
 
 # ----------------------------------------------------------------------------------------------
-# L_PGG (docs/method.md 2.6, step 5), added after the helpers above so the existing functions stay as they are
+# L_PGG (docs/method.md 2.6, step 5)
 # ----------------------------------------------------------------------------------------------
 def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_PGG: the KE and SIE supervision applied to the embeddings refined by Pose-Guided Grouping.
