@@ -55,3 +55,16 @@ def test_a_cell_that_takes_the_whole_timeout_is_an_error(tmp_path):
     nbformat.write(notebook, path)
     with pytest.raises(Exception, match="timed out|whole timeout"):
         runner.execute_notebook(path, timeout=1)
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_every_notebook_runs_headless_in_fast_mode(path, monkeypatch):
+    """The check nbval does not make: every notebook executed by nbclient (as nbconvert or a publishing pipeline
+    runs it), fast mode, no cell erroring or waiting out its timeout."""
+    monkeypatch.setenv("MPAT_NB_FAST", "1")                  # the kernel inherits the environment
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    result = load_runner().execute_notebook(path, timeout=600)
+    assert len(result["cell_seconds"]) == len(result["notebook"].cells)
