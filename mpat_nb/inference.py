@@ -61,6 +61,7 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import Bottleneck
 
 from mpat_nb.models.hourglass import Residual, Stem
@@ -188,17 +189,7 @@ def _fold_pair(parent: nn.Module, conv_name: str, bn_name: str) -> int:
     if not (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.running_mean is not None
             and bn.running_var is not None and conv.out_channels == bn.num_features):
         return 0
-    with torch.no_grad():
-        scale = bn.running_var.add(bn.eps).rsqrt()                                  # 1 / sqrt(var + eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight                                               # s = gamma / sqrt(var + eps)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-                          device=conv.weight.device, dtype=conv.weight.dtype)
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))              # W' = s W
-        fused.bias.copy_((bias - bn.running_mean) * scale + shift)                  # b' = s (b - mu) + beta
+    fused = fuse_conv_bn_eval(conv, bn)                       # W' = s W, b' = s (b - mu) + beta (module docstring)
     setattr(parent, conv_name, fused)
     setattr(parent, bn_name, nn.Identity())
     return 1

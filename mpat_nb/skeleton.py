@@ -14,6 +14,8 @@ Glossary: K = 15 joints, N people; ``keypoints17: (N, 17, 3)`` and ``joints: (N,
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
 # ----------------------------------------------------------------------------------------------
@@ -146,10 +148,6 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     if track_id < 0:
         return (160, 160, 160)
     hue = (track_id * 0.618033988749895) % 1.0
-    sat = 0.65 + 0.3 * ((track_id * 0.37) % 1.0)
-    val = 0.95
-    i = int(hue * 6)
-    f = hue * 6 - i
-    p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
-    r, g, b = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][i % 6]
+    saturation = 0.65 + 0.3 * ((track_id * 0.37) % 1.0)
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, 0.95)
     return int(r * 255), int(g * 255), int(b * 255)

@@ -33,6 +33,7 @@ from mpat_nb.data.augment import NO_AUGMENTATION
 from mpat_nb.data.pairs import FramePeople, PairBatch, augment_frame
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import frozen_spatial_outputs
+from mpat_nb.tracking.cuts import colour_bins
 
 #: Frame gaps of the re-identification table: 1, 5 and 20 frames apart (neighbours, the training window's
 #: largest gap, and a gap well beyond it) [I].
@@ -84,8 +85,8 @@ def colour_histograms(image: torch.Tensor, boxes: torch.Tensor, *, stride: float
         raise ValueError(f"image must be (3, S, S), got {tuple(image.shape)}")
     boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     height, width = image.shape[1:]
-    levels = (image.detach().float().cpu().clamp(0, 1) * bins).long().clamp(max=bins - 1)   # (3, S, S)
-    codes = (levels[0] * bins + levels[1]) * bins + levels[2]                                  # (S, S) joint bin
+    rgb = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)   # (S, S, 3)
+    codes = torch.from_numpy(colour_bins(rgb.numpy(), bins))                                   # (S, S) joint bin
     histograms = torch.zeros(len(boxes), bins ** 3)
     # output-grid edge e maps to input edge (e + 0.5) * stride - 0.5 (pixel edges to pixel edges)
     edges = (boxes.cpu() + 0.5) * stride - 0.5

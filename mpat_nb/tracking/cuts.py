@@ -32,10 +32,20 @@ def colour_histogram(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"colour_histogram needs an (H, W, 3) uint8 RGB frame with pixels, got {image.dtype} "
                          f"{image.shape}: convert it first (mpat_nb.data.datasets.to_rgb)")
     thumbnail = cv2.resize(image, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
-    levels = thumbnail.astype(np.int64) * HISTOGRAM_LEVELS // 256                      # (S, S, 3) in 0..L-1
-    bins = (levels[..., 0] * HISTOGRAM_LEVELS + levels[..., 1]) * HISTOGRAM_LEVELS + levels[..., 2]
+    bins = colour_bins(thumbnail, HISTOGRAM_LEVELS)                                      # (S, S)
     counts = np.bincount(bins.ravel(), minlength=HISTOGRAM_LEVELS**3).astype(np.float64)
     return counts / counts.sum()
+
+
+def colour_bins(rgb: np.ndarray, levels: int) -> np.ndarray:
+    """The joint colour bin of every pixel: (..., 3) uint8 RGB -> (...) int64 in 0 .. levels**3 - 1.
+
+    Each channel is cut into ``levels`` equal ranges, l_c = floor(v_c levels / 256), and the bin is
+    (l_r levels + l_g) levels + l_b. The one binning of the project's colour histograms (shot cuts here, the
+    appearance baseline of :func:`mpat_nb.temporal_metrics.colour_histograms`).
+    """
+    quantised = np.asarray(rgb).astype(np.int64) * levels // 256                        # (..., 3) in 0..L-1
+    return (quantised[..., 0] * levels + quantised[..., 1]) * levels + quantised[..., 2]
 
 
 def histogram_change(previous: np.ndarray, current: np.ndarray) -> float:
