@@ -71,7 +71,7 @@ class SpatialTrainConfig:
     lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
     lr_schedule: str = "drop"            # "drop": the paper's step above; "cosine": half a cosine from lr to
                                          # lr_final over the run; "onecycle": a linear warm-up from lr / 25 over
-                                         # the first tenth, then the cosine (CosineSchedule)
+                                         # the first tenth, then the cosine (CosineSchedule); "constant": lr
     heatmap_sigma: float | None = None   # heatmap target std in output pixels; None: codec.HEATMAP_SIGMA scaled to
                                          # the output (2 px at 128 x 128, AE; 1 px at tiny's 64 x 64)
     det_foreground_weight: float = 0.0   # alpha of losses.detection_loss; 0 = the paper's plain masked MSE
@@ -362,6 +362,14 @@ def check_resumable(state: dict, config, path: str | Path) -> None:
                          "recomputed for it)")
 
 
+class ConstantSchedule:
+    """The learning-rate factor 1 at every step, for ``LambdaLR``: the rate stays ``lr`` (TemporalNet's
+    default [Supp 2.2 gives no later rate]). An object with no state, like the other schedules."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
 class LearningRateDrop:
     """The learning-rate factor of step s for ``LambdaLR``: 1 before ``drop_step``, ``final_factor`` (lr_final / lr)
     from it on, or from the moment a time budget drops it early (``dropped_early``).
@@ -404,39 +412,47 @@ class CosineSchedule:
         return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * within))
 
 
-def learning_rate_schedule(config) -> LearningRateDrop | CosineSchedule:
-    """The ``LambdaLR`` factor object of ``config.lr_schedule`` ("drop", "cosine" or "onecycle")."""
+#: The learning-rate schedules a training config can name (``lr_schedule``, ``--lr-schedule``)
+LR_SCHEDULES = ("constant", "drop", "cosine", "onecycle")
+Schedule = typing.Union[ConstantSchedule, LearningRateDrop, CosineSchedule]
+
+
+def learning_rate_schedule(config) -> Schedule:
+    """The ``LambdaLR`` factor object of ``config.lr_schedule`` (one of :data:`LR_SCHEDULES`)."""
     final = config.lr_final / config.lr
+    if config.lr_schedule == "constant":
+        return ConstantSchedule()
     if config.lr_schedule == "drop":
         return LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), final)
     if config.lr_schedule == "cosine":
         return CosineSchedule(config.steps, final)
     if config.lr_schedule == "onecycle":
         return CosineSchedule(config.steps, final, warmup_fraction=0.1, warmup_factor=1 / 25)
-    raise InputError(f"lr_schedule must be 'drop', 'cosine' or 'onecycle', got {config.lr_schedule!r}")
+    raise InputError(f"lr_schedule must be {', '.join(map(repr, LR_SCHEDULES))}, got {config.lr_schedule!r}")
 
 
-def schedule_time_spent(schedule: LearningRateDrop | CosineSchedule, fraction: float, config) -> None:
+def schedule_time_spent(schedule: Schedule, fraction: float, config) -> None:
     """Tell the schedule that ``fraction`` of the time budget is spent: the step drops once it passes
-    ``lr_drop_fraction``; the cosine follows whichever of steps and time is further along."""
+    ``lr_drop_fraction``; the cosine follows whichever of steps and time is further along; constant stays."""
     if isinstance(schedule, LearningRateDrop):
         if fraction >= config.lr_drop_fraction:
             schedule.dropped_early = True
-    else:
+    elif isinstance(schedule, CosineSchedule):
         schedule.time_fraction = max(schedule.time_fraction, min(1.0, fraction))
 
 
-def resume_schedule(schedule: LearningRateDrop | CosineSchedule, optimizer, scheduler, state: dict, config, path) -> None:
+def resume_schedule(schedule: Schedule, optimizer, scheduler, state: dict, config, path) -> None:
     """After loading a checkpoint's scheduler state: the rule for a resumed run with another ``steps``.
 
     Same ``steps``: the schedule is the checkpoint's (bit for bit the run that was interrupted). Other ``steps``:
     the drop step is recomputed for the new length (``lr_drop_fraction x steps``; an early drop by the time
     budget stays), the learning rate of the next step is set from it, and a warning says so, in particular when
-    the learning rate goes back up because the new drop comes later than the step already reached.
+    the learning rate goes back up because the new drop comes later than the step already reached. A constant
+    schedule has nothing to recompute.
     """
     saved_steps = (state.get("train_config") or {}).get("steps")
     new_drop = int(round(config.lr_drop_fraction * config.steps))
-    if saved_steps is None or saved_steps == config.steps:
+    if saved_steps is None or saved_steps == config.steps or isinstance(schedule, ConstantSchedule):
         return
     step = int(state["step"])
     before = optimizer.param_groups[0]["lr"]
