@@ -55,7 +55,7 @@ from mpat_nb.decode import DecodeConfig, predict_videos, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.pgg import PoseGuidedGrouping, gather_points
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.precision import resolve_precision
+from mpat_nb.precision import Precision, resolve_precision
 from mpat_nb.utils import InputError, TrainingError, atomic_write_text, check_output_folder, seed_everything
 
 
@@ -125,57 +125,32 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
 
 
 def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    """The SpatialNet / PGG stage: its model, data, losses and validation, trained by :func:`run_training`."""
     check_run_settings(config, out)
-    main_process, local_batch = start_process(config, device)
+    main_process, _ = start_process(config, device)
     model_config = get_spatial_config(config.preset)
     dataset, config = training_data(config, model_config)                # epochs -> steps on real data
     precision = resolve_precision(config.precision, device)
     model = SpatialNet(model_config).to(device)
-    pgg = None
-    if config.pgg_iterations:
-        pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = learning_rate_schedule(config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
-    start_step, history = 0, []
+    pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device) if config.pgg_iterations else None
     if config.init_checkpoint:
         initial = load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)
         load_weights(model, initial["model"], config.init_checkpoint, f"SpatialNet {model_config.name!r}")
         model.decode_tuning = decode_tuning(initial, config.init_checkpoint)   # validation decodes with it
+    state = None
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
         load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")   # another architecture first
         check_resumable(state, config, resume)
         model.decode_tuning = decode_tuning(state, resume)
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
-        start_step, history = int(state["step"]), list(state.get("history", []))
-        torch.set_rng_state(state["rng"].cpu())
-        resume_schedule(schedule, optimizer, scheduler, state, config, resume)
     precision.model(model)                                                # channels-last with autocast
-    trained = distributed.wrap_model(model, device, sync_batchnorm=config.sync_batchnorm)   # DDP, or model itself
-    if main_process:                                  # after every input check: a refused run leaves no folder
-        out.mkdir(parents=True, exist_ok=True)
-
-    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
-                                             distributed.world_size())
-    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
-                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-    scaler = precision.grad_scaler()
     val_set = validation_clips(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
     val_decode = validation_decode_config(config, model)
-    checkpoint_path, val_map = out / "last.pt", float("nan")
 
-    trained.train()
-    step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}",
-               disable=not (progress and main_process))
-    say = bar.write if main_process else (lambda message: None)
-    started = time.perf_counter()
-    running = RunningLosses()
-    for images, targets in loader:
+    def batch_losses(trained: nn.Module, batch) -> dict[str, torch.Tensor]:
+        """The float32 losses of one batch: the four SpatialNet terms (+ L_PGG in the PGG stage), total."""
+        images, targets = batch                                           # (b, 3, S, S); SpatialTargets
         images, targets = precision.images(images.to(device, non_blocking=True)), targets.to(device)
         with precision.autocast():
             output = as_float32(trained(images))                          # losses in float32
@@ -183,9 +158,106 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         if pgg is not None:
             losses.update(pgg_stage_loss(pgg, output, targets))
             losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
-        losses = balance_pooled_losses(losses, targets)                   # no-op in one process
-        total = losses["total"]
-        optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
+        return balance_pooled_losses(losses, targets)                     # no-op in one process
+
+    def describe(step: int, metrics: dict) -> str:
+        """The line printed after a validation."""
+        return (f"step {step}: validation mAP {metrics['val_map']:.1f} on {config.val_clips} "
+                f"'{config.synth_preset}' clips")
+
+    stage = TrainingStage(kind="spatialnet", model=model, model_config=model_config, dataset=dataset,
+                          collate=collate_samples, batch_losses=batch_losses,
+                          validate=lambda net: {"val_map": validation_map(net, val_set, val_decode)},
+                          describe=describe, progress_terms=("det",), batchnorm_items=config.batchnorm_images,
+                          batchnorm_collate=collate_images,
+                          checkpoint_entries={"decode": model.decode_tuning})
+    run = run_training(stage, config, out, precision, device, state=state, resume=resume, progress=progress)
+    return {"history": run["history"], "checkpoint": run["checkpoint"], "val_map": run["metrics"]["val_map"]}
+
+
+def run_forward(model: nn.Module, batch) -> None:
+    """``model(batch)``: the forward pass that re-estimates BatchNorm on a batch of images (SpatialNet)."""
+    model(batch)
+
+
+@dataclass
+class TrainingStage:
+    """What differs between the training stages; :func:`run_training`, the loop they share, does the rest.
+
+    Built by ``_train_spatialnet`` (the SpatialNet and PGG stages) and by
+    ``mpat_nb.train_temporal._train_temporalnet``. ``batch_losses`` gets the model as training runs it
+    (``trained``: in DistributedDataParallel under torchrun), the other callables the unwrapped model.
+    """
+
+    kind: str                                  # "spatialnet" / "temporalnet": checkpoint kind, progress bar
+    model: nn.Module                           # what is trained: the optimiser's parameters, weights saved
+    model_config: typing.Any                   # its architecture (a dataclass with a ``name``), saved
+    dataset: torch.utils.data.Dataset          # training items; item i is a pure function of (seed, i)
+    collate: Callable                          # list of items -> one batch of the DataLoader
+    # (trained, batch) -> float32 scalar losses by name, "total" the one minimised (autocast inside)
+    batch_losses: Callable[[nn.Module, typing.Any], dict[str, torch.Tensor]]
+    validate: Callable[[nn.Module], dict]      # model -> its validation metrics (process 0, BN re-estimated)
+    describe: Callable[[int, dict], str]       # (step, metrics) -> the line printed after a validation
+    history_prefix: str = ""                   # before the metric names in a validation's history record
+    progress_terms: tuple[str, ...] = ()       # loss terms the progress bar shows after the total
+    batchnorm_items: int = 0                   # training items BatchNorm is re-estimated on (0: it is not)
+    batchnorm_collate: Callable | None = None  # list of items -> a batch with ``.to(device)``, for that
+    batchnorm_forward: Callable = run_forward  # (model, batch) -> one forward pass, for that
+    find_unused_parameters: bool = False       # DDP: a batch may leave parameters out of the loss
+    checkpoint_entries: dict = dataclasses.field(default_factory=dict)   # the stage's own checkpoint entries
+
+
+def run_training(stage: TrainingStage, config, out: Path, precision: Precision, device: torch.device, *,
+                 state: dict | None, resume, progress: bool) -> dict:
+    """The training loop of every stage; returns ``{"history", "checkpoint", "metrics"}`` (last validation).
+
+    Adam on the stage's model with the learning-rate schedule ``config.lr_schedule`` (a ``LambdaLR``); a
+    DataLoader over this process's slice of every global batch (:class:`distributed.GlobalBatchSampler`); each
+    step the stage's losses, one optimiser step (stopped by a NaN loss), the schedule's next rate, and a loss
+    record every ``log_every`` steps. Every ``val_every`` steps, at the last one and when the time budget
+    ``max_minutes`` is spent: BatchNorm re-estimation, the stage's validation, an atomic checkpoint and
+    ``history.json``. ``state``: the checkpoint being resumed (read from ``resume``, its weights loaded and
+    :func:`check_resumable` passed), None for a new run; the optimiser, schedule, step, history, metrics and
+    torch RNG go on from it. Every process runs the loop; process 0 alone validates, prints and writes.
+    """
+    main_process = distributed.is_main_process()
+    local_batch = distributed.per_process_batch(config.batch_size)
+    optimizer = torch.optim.Adam(stage.model.parameters(), lr=config.lr)
+    schedule = learning_rate_schedule(config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
+    start_step, history, metrics = 0, [], {}
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
+        else:                     # saved before the stage had a schedule (TemporalNet): on at the rate it had
+            scheduler.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        start_step, history = int(state["step"]), list(state.get("history", []))
+        metrics = state.get("metrics", {})
+        torch.set_rng_state(state["rng"].cpu())
+        resume_schedule(schedule, optimizer, scheduler, state, config, resume)
+    trained = distributed.wrap_model(stage.model, device, find_unused_parameters=stage.find_unused_parameters,
+                                     sync_batchnorm=config.sync_batchnorm)   # DDP, or the model itself
+    if main_process:                                 # after every input check: a refused run leaves no folder
+        out.mkdir(parents=True, exist_ok=True)
+
+    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
+                                             distributed.world_size())
+    loader = DataLoader(stage.dataset, batch_size=local_batch, sampler=sampler, collate_fn=stage.collate,
+                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+    scaler = precision.grad_scaler()
+    checkpoint_path = out / "last.pt"
+
+    trained.train()
+    step = start_step
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train {stage.kind}/{stage.model_config.name}",
+               disable=not (progress and main_process))
+    say = bar.write if main_process else (lambda message: None)
+    started = time.perf_counter()
+    running = RunningLosses()
+    for batch in loader:
+        losses = stage.batch_losses(trained, batch)                       # {name: float32 scalar}
+        optimizer_step(losses["total"], optimizer, scaler, step + 1, checkpoint_path)
         minutes = minutes_spent(started, config)
         if config.max_minutes is not None:                               # saved with the scheduler's state
             schedule_time_spent(schedule, minutes / config.max_minutes, config)
@@ -193,38 +265,41 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 1),
+            seconds = round(time.perf_counter() - started, 1)
+            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": seconds,
                       **mean_over_processes(running.record())}
             history.append(record)
-            bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
+            bar.set_postfix(loss=f"{record['total']:.4g}",
+                            **{term: f"{record.get(term, 0):.3g}" for term in stage.progress_terms})
         bar.update(1)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
+            model = distributed.unwrap(trained)
             if main_process:
-                recalibrate_batchnorm(distributed.unwrap(trained),
-                                      batchnorm_batches(dataset, config.batchnorm_images, local_batch, collate_images, device))
-                val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
-            val_map = distributed.broadcast_object(val_map)
-            history.append({"step": step, "val_map": val_map})
-            say(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
+                batches = batchnorm_batches(stage.dataset, stage.batchnorm_items, local_batch,
+                                            stage.batchnorm_collate, device)
+                recalibrate_batchnorm(model, batches, stage.batchnorm_forward)
+                metrics = stage.validate(model)
+            metrics = distributed.broadcast_object(metrics)
+            history.append({"step": step, **{stage.history_prefix + k: v for k, v in metrics.items()}})
+            say(stage.describe(step, metrics))
             trained.train()
             if main_process:
-                save_checkpoint(checkpoint_path, kind="spatialnet", model=distributed.unwrap(trained),
-                                model_config=model_config, optimizer=optimizer.state_dict(),
+                save_checkpoint(checkpoint_path, kind=stage.kind, model=model,
+                                model_config=stage.model_config, optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), step=step, rng=torch.get_rng_state(),
-                                train_config=dataclasses.asdict(config), history=history, metrics={"val_map": val_map},
-                                decode=model.decode_tuning,
-                                world_size=distributed.world_size())
+                                train_config=dataclasses.asdict(config), history=history, metrics=metrics,
+                                **stage.checkpoint_entries, world_size=distributed.world_size())
                 atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if out_of_time:
             say(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
             break
     bar.close()
-    return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+    return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
 
 
-def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence, forward: Callable[[torch.nn.Module, object], object]
-                          = lambda model, images: model(images)) -> int:
+def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence,
+                          forward: Callable[[torch.nn.Module, object], object] = run_forward) -> int:
     """Re-estimate every BatchNorm's running mean and variance as the plain average over ``batches``.
 
     ``forward(model, batch)`` runs the model on one batch of training data (default ``model(batch)``). The running
@@ -352,8 +427,9 @@ def check_resumable(state: dict, config, path: str | Path) -> None:
     if saved is not None and saved != config.batch_size:
         raise InputError(f"cannot resume {path}: it was trained with a global batch of {saved}, this run has "
                          f"{config.batch_size}; pass --batch-size {saved}")
-    saved_schedule = (state.get("train_config") or {}).get("lr_schedule", "drop")
-    if saved_schedule != getattr(config, "lr_schedule", "drop"):
+    # a checkpoint from before lr_schedule was recorded ran its stage's default ("drop"; temporal "constant")
+    saved_schedule = (state.get("train_config") or {}).get("lr_schedule", type(config).lr_schedule)
+    if saved_schedule != config.lr_schedule:
         raise InputError(f"cannot resume {path}: it was trained with lr_schedule {saved_schedule!r}, this run has "
                          f"{config.lr_schedule!r}; pass --lr-schedule {saved_schedule}")
     if int(state["step"]) >= config.steps:
