@@ -162,11 +162,10 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
 
     def describe(step: int, metrics: dict) -> str:
         """The line printed after a validation."""
-        return (f"step {step}: validation mAP {metrics['val_map']:.1f} on {config.val_clips} "
-                f"'{config.synth_preset}' clips")
+        return f"step {step}: validation mAP {metrics['val_map']:.1f} on {config.val_clips} " \
+               f"'{config.synth_preset}' clips"
 
-    stage = TrainingStage(kind="spatialnet", model=model, model_config=model_config, dataset=dataset,
-                          collate=collate_samples, batch_losses=batch_losses,
+    stage = TrainingStage("spatialnet", model, dataset, collate_samples, batch_losses,
                           validate=lambda net: {"val_map": validation_map(net, val_set, val_decode)},
                           describe=describe, progress_terms=("det",), batchnorm_items=config.batchnorm_images,
                           batchnorm_collate=collate_images,
@@ -175,53 +174,38 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
     return {"history": run["history"], "checkpoint": run["checkpoint"], "val_map": run["metrics"]["val_map"]}
 
 
-def run_forward(model: nn.Module, batch) -> None:
-    """``model(batch)``: the forward pass that re-estimates BatchNorm on a batch of images (SpatialNet)."""
-    model(batch)
-
-
 @dataclass
 class TrainingStage:
-    """What differs between the training stages; :func:`run_training`, the loop they share, does the rest.
-
-    Built by ``_train_spatialnet`` (the SpatialNet and PGG stages) and by
-    ``mpat_nb.train_temporal._train_temporalnet``. ``batch_losses`` gets the model as training runs it
-    (``trained``: in DistributedDataParallel under torchrun), the other callables the unwrapped model.
-    """
+    """The parts of a training stage (SpatialNet / PGG, TemporalNet) that :func:`run_training` calls. Only
+    ``batch_losses`` gets the model as trained (in DistributedDataParallel under torchrun), the rest the
+    model itself."""
 
     kind: str                                  # "spatialnet" / "temporalnet": checkpoint kind, progress bar
-    model: nn.Module                           # what is trained: the optimiser's parameters, weights saved
-    model_config: typing.Any                   # its architecture (a dataclass with a ``name``), saved
+    model: nn.Module                           # what is trained (its ``config`` is saved with the weights)
     dataset: torch.utils.data.Dataset          # training items; item i is a pure function of (seed, i)
     collate: Callable                          # list of items -> one batch of the DataLoader
-    # (trained, batch) -> float32 scalar losses by name, "total" the one minimised (autocast inside)
-    batch_losses: Callable[[nn.Module, typing.Any], dict[str, torch.Tensor]]
-    validate: Callable[[nn.Module], dict]      # model -> its validation metrics (process 0, BN re-estimated)
+    batch_losses: Callable                     # (trained, batch) -> {name: float32 scalar}, "total" minimised
+    validate: Callable[[nn.Module], dict]      # model -> validation metrics (process 0, BN re-estimated)
     describe: Callable[[int, dict], str]       # (step, metrics) -> the line printed after a validation
     history_prefix: str = ""                   # before the metric names in a validation's history record
     progress_terms: tuple[str, ...] = ()       # loss terms the progress bar shows after the total
     batchnorm_items: int = 0                   # training items BatchNorm is re-estimated on (0: it is not)
     batchnorm_collate: Callable | None = None  # list of items -> a batch with ``.to(device)``, for that
-    batchnorm_forward: Callable = run_forward  # (model, batch) -> one forward pass, for that
+    batchnorm_forward: Callable = lambda model, batch: model(batch)   # one forward pass, for that
     find_unused_parameters: bool = False       # DDP: a batch may leave parameters out of the loss
     checkpoint_entries: dict = dataclasses.field(default_factory=dict)   # the stage's own checkpoint entries
 
 
 def run_training(stage: TrainingStage, config, out: Path, precision: Precision, device: torch.device, *,
                  state: dict | None, resume, progress: bool) -> dict:
-    """The training loop of every stage; returns ``{"history", "checkpoint", "metrics"}`` (last validation).
+    """Train ``stage.model`` (Adam, ``config.lr_schedule``); returns ``{"history", "checkpoint", "metrics"}``.
 
-    Adam on the stage's model with the learning-rate schedule ``config.lr_schedule`` (a ``LambdaLR``); a
-    DataLoader over this process's slice of every global batch (:class:`distributed.GlobalBatchSampler`); each
-    step the stage's losses, one optimiser step (stopped by a NaN loss), the schedule's next rate, and a loss
-    record every ``log_every`` steps. Every ``val_every`` steps, at the last one and when the time budget
-    ``max_minutes`` is spent: BatchNorm re-estimation, the stage's validation, an atomic checkpoint and
-    ``history.json``. ``state``: the checkpoint being resumed (read from ``resume``, its weights loaded and
-    :func:`check_resumable` passed), None for a new run; the optimiser, schedule, step, history, metrics and
-    torch RNG go on from it. Every process runs the loop; process 0 alone validates, prints and writes.
+    Each step: the stage's losses, the optimiser step (a NaN loss stops), the schedule, a log record every
+    ``log_every``. Every ``val_every`` steps, at the end and when ``max_minutes`` is spent: BatchNorm
+    re-estimation, validation, an atomic checkpoint and ``history.json``. ``state``: the checkpoint ``resume``
+    (weights loaded, :func:`check_resumable` passed) whose optimiser, schedule, step, history and RNG go on.
     """
-    main_process = distributed.is_main_process()
-    local_batch = distributed.per_process_batch(config.batch_size)
+    main_process, local_batch = distributed.is_main_process(), config.batch_size // distributed.world_size()
     optimizer = torch.optim.Adam(stage.model.parameters(), lr=config.lr)
     schedule = learning_rate_schedule(config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
@@ -250,7 +234,7 @@ def run_training(stage: TrainingStage, config, out: Path, precision: Precision, 
 
     trained.train()
     step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"train {stage.kind}/{stage.model_config.name}",
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train {stage.kind}/{stage.model.config.name}",
                disable=not (progress and main_process))
     say = bar.write if main_process else (lambda message: None)
     started = time.perf_counter()
@@ -285,8 +269,8 @@ def run_training(stage: TrainingStage, config, out: Path, precision: Precision, 
             say(stage.describe(step, metrics))
             trained.train()
             if main_process:
-                save_checkpoint(checkpoint_path, kind=stage.kind, model=model,
-                                model_config=stage.model_config, optimizer=optimizer.state_dict(),
+                save_checkpoint(checkpoint_path, kind=stage.kind, model=model, model_config=model.config,
+                                optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), step=step, rng=torch.get_rng_state(),
                                 train_config=dataclasses.asdict(config), history=history, metrics=metrics,
                                 **stage.checkpoint_entries, world_size=distributed.world_size())
@@ -298,8 +282,8 @@ def run_training(stage: TrainingStage, config, out: Path, precision: Precision, 
     return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
 
 
-def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence,
-                          forward: Callable[[torch.nn.Module, object], object] = run_forward) -> int:
+def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence, forward: Callable[[torch.nn.Module, object], object]
+                          = lambda model, images: model(images)) -> int:
     """Re-estimate every BatchNorm's running mean and variance as the plain average over ``batches``.
 
     ``forward(model, batch)`` runs the model on one batch of training data (default ``model(batch)``). The running
@@ -362,10 +346,14 @@ def start_process(config, device: torch.device) -> tuple[bool, int]:
 
 
 def as_float32(output):
-    """A dataclass of network outputs with every floating tensor in float32 (autocast gives bf16 / fp16)."""
-    changes = {field.name: value.float() for field in dataclasses.fields(output)
-               if isinstance(value := getattr(output, field.name), torch.Tensor) and value.is_floating_point()}
-    return dataclasses.replace(output, **changes)
+    """A dataclass of network outputs (SpatialNetOutput, TemporalNetOutput) with every floating tensor, also
+    those in a list, in float32 (autocast gives bf16 / fp16)."""
+    def cast(value):
+        if isinstance(value, list):
+            return [cast(item) for item in value]
+        return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+    return dataclasses.replace(output, **{field.name: cast(getattr(output, field.name))
+                                          for field in dataclasses.fields(output)})
 
 
 def optimizer_step(total: torch.Tensor, optimizer, scaler, step: int, checkpoint_path: Path) -> None:

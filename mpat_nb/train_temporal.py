@@ -30,8 +30,10 @@ processes it sees batch / P pairs per mining pool [I].
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -45,7 +47,8 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import TrainingStage, check_resumable, check_run_settings, run_training, start_process
+from mpat_nb.train import (TrainingStage, as_float32, check_resumable, check_run_settings, run_training,
+                           start_process)
 from mpat_nb.utils import InputError
 
 
@@ -126,12 +129,9 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
         """The float32 losses of one batch of b pairs: the HE triplet loss, L_TVF and their total."""
         batch = batch.to(device, non_blocking=True)
         with precision.autocast():
-            previous, current = frozen_spatial_outputs(spatial, precision.images(batch.images_previous),
-                                                       precision.images(batch.images_current))
-            output = trained(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
-                             batch.images_current)
+            output = pair_forward(spatial, trained, batch, precision.images)
         tvf_targets = tvf_on_short_gaps(batch.tvf, batch.frame_gap, config.max_frame_gap)   # (b, 2, h, w)
-        losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
+        losses = temporal_loss(as_float32(output), batch.identities("previous"), batch.identities("current"),
                                tvf_targets)                                                   # float32
         return balance_pooled_tvf(losses, tvf_targets)                                 # no-op in one process
 
@@ -142,15 +142,13 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
                 f"{metrics['epe_zero_motion']:.2f}) on {config.val_pairs} '{config.synth_preset}' pairs")
 
     # find_unused_parameters: a process whose pairs have no person skips the HE branch (no proposal to embed)
-    stage = TrainingStage(kind="temporalnet", model=model, model_config=model_config, dataset=dataset,
-                          collate=collate_pairs, batch_losses=batch_losses,
+    stage = TrainingStage("temporalnet", model, dataset, collate_pairs, batch_losses,
                           validate=lambda temporal: pair_metrics(spatial, temporal, val_batches),
                           describe=describe, history_prefix="val_", progress_terms=("he", "tvf"),
                           batchnorm_items=config.batchnorm_pairs, batchnorm_collate=collate_pairs,
-                          batchnorm_forward=_pair_forward(spatial), find_unused_parameters=True,
-                          checkpoint_entries={"spatial": spatial_record})
-    run = run_training(stage, config, out, precision, device, state=state, resume=resume, progress=progress)
-    return {"history": run["history"], "checkpoint": run["checkpoint"], "metrics": run["metrics"]}
+                          batchnorm_forward=functools.partial(pair_forward, spatial),
+                          find_unused_parameters=True, checkpoint_entries={"spatial": spatial_record})
+    return run_training(stage, config, out, precision, device, state=state, resume=resume, progress=progress)
 
 
 def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str, torch.Tensor]:
@@ -171,14 +169,15 @@ def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str
     return balanced
 
 
-def _pair_forward(spatial: torch.nn.Module):
-    """``forward(temporal, batch)``: the frozen SpatialNet, then TemporalNet on a pair batch, in float32 as evaluation
-    and inference run them (for BN recalibration)."""
-    def forward(temporal, batch: PairBatch):
-        previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
-        temporal(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
-                 batch.images_current)
-    return forward
+def pair_forward(spatial: torch.nn.Module, temporal: torch.nn.Module, batch: PairBatch,
+                 layout: Callable[[torch.Tensor], torch.Tensor] = lambda images: images) -> TemporalNetOutput:
+    """The frozen SpatialNet, then TemporalNet, on a batch of b pairs; ``layout`` puts SpatialNet's
+    (b, 3, S, S) frames in the training precision's memory layout. Without it (float32, as evaluation and
+    inference run them), ``partial(pair_forward, spatial)`` is the forward pass re-estimating BatchNorm."""
+    images = layout(batch.images_previous), layout(batch.images_current)
+    previous, current = frozen_spatial_outputs(spatial, *images)
+    return temporal(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
+                    batch.images_current)
 
 
 def validation_pairs(config: TemporalTrainConfig, spatial_config) -> list[PairBatch]:
@@ -198,10 +197,3 @@ def _check_same_spatialnet(state: dict, spatial_record: dict, resume) -> None:
         raise InputError(f"cannot resume {resume}: it was trained on SpatialNet {recorded.get('checkpoint')} "
                          f"(fingerprint {recorded['fingerprint']}), not on {spatial_record['checkpoint']} "
                          f"({spatial_record['fingerprint']}); pass that one with --spatial-checkpoint")
-
-
-def _as_float(output: TemporalNetOutput) -> TemporalNetOutput:
-    """The output in float32 (autocast may give float16 / bfloat16): the losses are computed in float32."""
-    return TemporalNetOutput([e.float() for e in output.human_embedding_previous],
-                             [e.float() for e in output.human_embedding_current],
-                             output.tvf_forward.float(), output.tvf_backward.float())
