@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "the paper's")
     train.add_argument("--lr", type=float, default=None,
                        help="initial learning rate (Adam); default: 2e-4 (spatial, temporal), 1e-5 (pgg)")
-    train.add_argument("--lr-schedule", default=None, choices=["drop", "cosine", "onecycle"],
-                       help="spatial / pgg: drop (default, the paper's step to lr_final for the last sixth), cosine "
-                            "(half a cosine to lr_final) or onecycle (warm-up over a tenth, then the cosine)")
+    train.add_argument("--lr-schedule", default=None, choices=["constant", "drop", "cosine", "onecycle"],
+                       help="drop (spatial / pgg default: the paper's step to lr_final for the last sixth), cosine "
+                            "(half a cosine to lr_final), onecycle (warm-up over a tenth, then the cosine) or "
+                            "constant (temporal default: lr throughout)")
     train.add_argument("--heatmap-sigma", type=float, default=None,
                        help="spatial / pgg: Gaussian std of the heatmap targets in output pixels; default: 2 px at "
                             "128 x 128 output, scaled with the output size (1 px for tiny's 64 x 64)")

@@ -55,7 +55,7 @@ from mpat_nb.decode import DecodeConfig, predict_videos, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss
 from mpat_nb.models.pgg import PoseGuidedGrouping, gather_points
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.precision import resolve_precision
+from mpat_nb.precision import Precision, resolve_precision
 from mpat_nb.utils import InputError, TrainingError, atomic_write_text, check_output_folder, seed_everything
 
 
@@ -71,7 +71,7 @@ class SpatialTrainConfig:
     lr_drop_fraction: float = 250 / 300  # ... after 250K of 300K iterations [I: total length not given]
     lr_schedule: str = "drop"            # "drop": the paper's step above; "cosine": half a cosine from lr to
                                          # lr_final over the run; "onecycle": a linear warm-up from lr / 25 over
-                                         # the first tenth, then the cosine (CosineSchedule)
+                                         # the first tenth, then the cosine (CosineSchedule); "constant": lr
     heatmap_sigma: float | None = None   # heatmap target std in output pixels; None: codec.HEATMAP_SIGMA scaled to
                                          # the output (2 px at 128 x 128, AE; 1 px at tiny's 64 x 64)
     det_foreground_weight: float = 0.0   # alpha of losses.detection_loss; 0 = the paper's plain masked MSE
@@ -125,57 +125,32 @@ def train_spatialnet(config: SpatialTrainConfig, out_dir: str | Path, *, resume:
 
 
 def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    """The SpatialNet / PGG stage: its model, data, losses and validation, trained by :func:`run_training`."""
     check_run_settings(config, out)
-    main_process, local_batch = start_process(config, device)
+    main_process, _ = start_process(config, device)
     model_config = get_spatial_config(config.preset)
     dataset, config = training_data(config, model_config)                # epochs -> steps on real data
     precision = resolve_precision(config.precision, device)
     model = SpatialNet(model_config).to(device)
-    pgg = None
-    if config.pgg_iterations:
-        pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = learning_rate_schedule(config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
-    start_step, history = 0, []
+    pgg = PoseGuidedGrouping(iterations=config.pgg_iterations).to(device) if config.pgg_iterations else None
     if config.init_checkpoint:
         initial = load_checkpoint(config.init_checkpoint, kind="spatialnet", preset=model_config.name)
         load_weights(model, initial["model"], config.init_checkpoint, f"SpatialNet {model_config.name!r}")
         model.decode_tuning = decode_tuning(initial, config.init_checkpoint)   # validation decodes with it
+    state = None
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="spatialnet", preset=model_config.name, map_location=device)
         load_weights(model, state["model"], resume, f"SpatialNet {model_config.name!r}")   # another architecture first
         check_resumable(state, config, resume)
         model.decode_tuning = decode_tuning(state, resume)
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
-        start_step, history = int(state["step"]), list(state.get("history", []))
-        torch.set_rng_state(state["rng"].cpu())
-        resume_schedule(schedule, optimizer, scheduler, state, config, resume)
     precision.model(model)                                                # channels-last with autocast
-    trained = distributed.wrap_model(model, device, sync_batchnorm=config.sync_batchnorm)   # DDP, or model itself
-    if main_process:                                  # after every input check: a refused run leaves no folder
-        out.mkdir(parents=True, exist_ok=True)
-
-    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
-                                             distributed.world_size())
-    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_samples,
-                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-    scaler = precision.grad_scaler()
     val_set = validation_clips(config.synth_preset, config.val_clips, config.val_frames, config.render_size) \
         if main_process else None
     val_decode = validation_decode_config(config, model)
-    checkpoint_path, val_map = out / "last.pt", float("nan")
 
-    trained.train()
-    step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"train spatialnet/{model_config.name}",
-               disable=not (progress and main_process))
-    say = bar.write if main_process else (lambda message: None)
-    started = time.perf_counter()
-    running = RunningLosses()
-    for images, targets in loader:
+    def batch_losses(trained: nn.Module, batch) -> dict[str, torch.Tensor]:
+        """The float32 losses of one batch: the four SpatialNet terms (+ L_PGG in the PGG stage), total."""
+        images, targets = batch                                           # (b, 3, S, S); SpatialTargets
         images, targets = precision.images(images.to(device, non_blocking=True)), targets.to(device)
         with precision.autocast():
             output = as_float32(trained(images))                          # losses in float32
@@ -183,9 +158,90 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         if pgg is not None:
             losses.update(pgg_stage_loss(pgg, output, targets))
             losses["total"] = losses["total"] + LOSS_WEIGHTS["pgg"] * losses["pgg"]
-        losses = balance_pooled_losses(losses, targets)                   # no-op in one process
-        total = losses["total"]
-        optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
+        return balance_pooled_losses(losses, targets)                     # no-op in one process
+
+    def describe(step: int, metrics: dict) -> str:
+        """The line printed after a validation."""
+        return f"step {step}: validation mAP {metrics['val_map']:.1f} on {config.val_clips} " \
+               f"'{config.synth_preset}' clips"
+
+    stage = TrainingStage("spatialnet", model, dataset, collate_samples, batch_losses,
+                          validate=lambda net: {"val_map": validation_map(net, val_set, val_decode)},
+                          describe=describe, progress_terms=("det",), batchnorm_items=config.batchnorm_images,
+                          batchnorm_collate=collate_images,
+                          checkpoint_entries={"decode": model.decode_tuning})
+    run = run_training(stage, config, out, precision, device, state=state, resume=resume, progress=progress)
+    return {"history": run["history"], "checkpoint": run["checkpoint"], "val_map": run["metrics"]["val_map"]}
+
+
+@dataclass
+class TrainingStage:
+    """The parts of a training stage (SpatialNet / PGG, TemporalNet) that :func:`run_training` calls. Only
+    ``batch_losses`` gets the model as trained (in DistributedDataParallel under torchrun), the rest the
+    model itself."""
+
+    kind: str                                  # "spatialnet" / "temporalnet": checkpoint kind, progress bar
+    model: nn.Module                           # what is trained (its ``config`` is saved with the weights)
+    dataset: torch.utils.data.Dataset          # training items; item i is a pure function of (seed, i)
+    collate: Callable                          # list of items -> one batch of the DataLoader
+    batch_losses: Callable                     # (trained, batch) -> {name: float32 scalar}, "total" minimised
+    validate: Callable[[nn.Module], dict]      # model -> validation metrics (process 0, BN re-estimated)
+    describe: Callable[[int, dict], str]       # (step, metrics) -> the line printed after a validation
+    history_prefix: str = ""                   # before the metric names in a validation's history record
+    progress_terms: tuple[str, ...] = ()       # loss terms the progress bar shows after the total
+    batchnorm_items: int = 0                   # training items BatchNorm is re-estimated on (0: it is not)
+    batchnorm_collate: Callable | None = None  # list of items -> a batch with ``.to(device)``, for that
+    batchnorm_forward: Callable = lambda model, batch: model(batch)   # one forward pass, for that
+    find_unused_parameters: bool = False       # DDP: a batch may leave parameters out of the loss
+    checkpoint_entries: dict = dataclasses.field(default_factory=dict)   # the stage's own checkpoint entries
+
+
+def run_training(stage: TrainingStage, config, out: Path, precision: Precision, device: torch.device, *,
+                 state: dict | None, resume, progress: bool) -> dict:
+    """Train ``stage.model`` (Adam, ``config.lr_schedule``); returns ``{"history", "checkpoint", "metrics"}``.
+
+    Each step: the stage's losses, the optimiser step (a NaN loss stops), the schedule, a log record every
+    ``log_every``. Every ``val_every`` steps, at the end and when ``max_minutes`` is spent: BatchNorm
+    re-estimation, validation, an atomic checkpoint and ``history.json``. ``state``: the checkpoint ``resume``
+    (weights loaded, :func:`check_resumable` passed) whose optimiser, schedule, step, history and RNG go on.
+    """
+    main_process, local_batch = distributed.is_main_process(), config.batch_size // distributed.world_size()
+    optimizer = torch.optim.Adam(stage.model.parameters(), lr=config.lr)
+    schedule = learning_rate_schedule(config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)   # saves and restores schedule's state
+    start_step, history, metrics = 0, [], {}
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])                # the drop flag of a time budget too
+        else:                     # saved before the stage had a schedule (TemporalNet): on at the rate it had
+            scheduler.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        start_step, history = int(state["step"]), list(state.get("history", []))
+        metrics = state.get("metrics", {})
+        torch.set_rng_state(state["rng"].cpu())
+        resume_schedule(schedule, optimizer, scheduler, state, config, resume)
+    trained = distributed.wrap_model(stage.model, device, find_unused_parameters=stage.find_unused_parameters,
+                                     sync_batchnorm=config.sync_batchnorm)   # DDP, or the model itself
+    if main_process:                                 # after every input check: a refused run leaves no folder
+        out.mkdir(parents=True, exist_ok=True)
+
+    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
+                                             distributed.world_size())
+    loader = DataLoader(stage.dataset, batch_size=local_batch, sampler=sampler, collate_fn=stage.collate,
+                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+    scaler = precision.grad_scaler()
+    checkpoint_path = out / "last.pt"
+
+    trained.train()
+    step = start_step
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"train {stage.kind}/{stage.model.config.name}",
+               disable=not (progress and main_process))
+    say = bar.write if main_process else (lambda message: None)
+    started = time.perf_counter()
+    running = RunningLosses()
+    for batch in loader:
+        losses = stage.batch_losses(trained, batch)                       # {name: float32 scalar}
+        optimizer_step(losses["total"], optimizer, scaler, step + 1, checkpoint_path)
         minutes = minutes_spent(started, config)
         if config.max_minutes is not None:                               # saved with the scheduler's state
             schedule_time_spent(schedule, minutes / config.max_minutes, config)
@@ -193,34 +249,37 @@ def _train_spatialnet(config: SpatialTrainConfig, out: Path, resume, progress: b
         step += 1
         running.add(losses)
         if step % config.log_every == 0 or step == config.steps:
-            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 1),
+            seconds = round(time.perf_counter() - started, 1)
+            record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": seconds,
                       **mean_over_processes(running.record())}
             history.append(record)
-            bar.set_postfix(loss=f"{record['total']:.4g}", det=f"{record.get('det', 0):.3g}")
+            bar.set_postfix(loss=f"{record['total']:.4g}",
+                            **{term: f"{record.get(term, 0):.3g}" for term in stage.progress_terms})
         bar.update(1)
         out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
         if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
+            model = distributed.unwrap(trained)
             if main_process:
-                recalibrate_batchnorm(distributed.unwrap(trained),
-                                      batchnorm_batches(dataset, config.batchnorm_images, local_batch, collate_images, device))
-                val_map = validation_map(distributed.unwrap(trained), val_set, val_decode)
-            val_map = distributed.broadcast_object(val_map)
-            history.append({"step": step, "val_map": val_map})
-            say(f"step {step}: validation mAP {val_map:.1f} on {config.val_clips} '{config.synth_preset}' clips")
+                batches = batchnorm_batches(stage.dataset, stage.batchnorm_items, local_batch,
+                                            stage.batchnorm_collate, device)
+                recalibrate_batchnorm(model, batches, stage.batchnorm_forward)
+                metrics = stage.validate(model)
+            metrics = distributed.broadcast_object(metrics)
+            history.append({"step": step, **{stage.history_prefix + k: v for k, v in metrics.items()}})
+            say(stage.describe(step, metrics))
             trained.train()
             if main_process:
-                save_checkpoint(checkpoint_path, kind="spatialnet", model=distributed.unwrap(trained),
-                                model_config=model_config, optimizer=optimizer.state_dict(),
+                save_checkpoint(checkpoint_path, kind=stage.kind, model=model, model_config=model.config,
+                                optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), step=step, rng=torch.get_rng_state(),
-                                train_config=dataclasses.asdict(config), history=history, metrics={"val_map": val_map},
-                                decode=model.decode_tuning,
-                                world_size=distributed.world_size())
+                                train_config=dataclasses.asdict(config), history=history, metrics=metrics,
+                                **stage.checkpoint_entries, world_size=distributed.world_size())
                 atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if out_of_time:
             say(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
             break
     bar.close()
-    return {"history": history, "checkpoint": str(checkpoint_path), "val_map": val_map}
+    return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
 
 
 def recalibrate_batchnorm(model: torch.nn.Module, batches: Sequence, forward: Callable[[torch.nn.Module, object], object]
@@ -287,10 +346,14 @@ def start_process(config, device: torch.device) -> tuple[bool, int]:
 
 
 def as_float32(output):
-    """A dataclass of network outputs with every floating tensor in float32 (autocast gives bf16 / fp16)."""
-    changes = {field.name: value.float() for field in dataclasses.fields(output)
-               if isinstance(value := getattr(output, field.name), torch.Tensor) and value.is_floating_point()}
-    return dataclasses.replace(output, **changes)
+    """A dataclass of network outputs (SpatialNetOutput, TemporalNetOutput) with every floating tensor, also
+    those in a list, in float32 (autocast gives bf16 / fp16)."""
+    def cast(value):
+        if isinstance(value, list):
+            return [cast(item) for item in value]
+        return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+    return dataclasses.replace(output, **{field.name: cast(getattr(output, field.name))
+                                          for field in dataclasses.fields(output)})
 
 
 def optimizer_step(total: torch.Tensor, optimizer, scaler, step: int, checkpoint_path: Path) -> None:
@@ -352,14 +415,23 @@ def check_resumable(state: dict, config, path: str | Path) -> None:
     if saved is not None and saved != config.batch_size:
         raise InputError(f"cannot resume {path}: it was trained with a global batch of {saved}, this run has "
                          f"{config.batch_size}; pass --batch-size {saved}")
-    saved_schedule = (state.get("train_config") or {}).get("lr_schedule", "drop")
-    if saved_schedule != getattr(config, "lr_schedule", "drop"):
+    # a checkpoint from before lr_schedule was recorded ran its stage's default ("drop"; temporal "constant")
+    saved_schedule = (state.get("train_config") or {}).get("lr_schedule", type(config).lr_schedule)
+    if saved_schedule != config.lr_schedule:
         raise InputError(f"cannot resume {path}: it was trained with lr_schedule {saved_schedule!r}, this run has "
                          f"{config.lr_schedule!r}; pass --lr-schedule {saved_schedule}")
     if int(state["step"]) >= config.steps:
         raise InputError(f"cannot resume {path}: it is already at step {int(state['step'])} and this run has "
                          f"{config.steps} steps; pass a larger --steps to train on (the learning-rate schedule is "
                          "recomputed for it)")
+
+
+class ConstantSchedule:
+    """The learning-rate factor 1 at every step, for ``LambdaLR``: the rate stays ``lr`` (TemporalNet's
+    default [Supp 2.2 gives no later rate]). An object with no state, like the other schedules."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
 
 
 class LearningRateDrop:
@@ -404,39 +476,47 @@ class CosineSchedule:
         return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * within))
 
 
-def learning_rate_schedule(config) -> LearningRateDrop | CosineSchedule:
-    """The ``LambdaLR`` factor object of ``config.lr_schedule`` ("drop", "cosine" or "onecycle")."""
+#: The learning-rate schedules a training config can name (``lr_schedule``, ``--lr-schedule``)
+LR_SCHEDULES = ("constant", "drop", "cosine", "onecycle")
+Schedule = typing.Union[ConstantSchedule, LearningRateDrop, CosineSchedule]
+
+
+def learning_rate_schedule(config) -> Schedule:
+    """The ``LambdaLR`` factor object of ``config.lr_schedule`` (one of :data:`LR_SCHEDULES`)."""
     final = config.lr_final / config.lr
+    if config.lr_schedule == "constant":
+        return ConstantSchedule()
     if config.lr_schedule == "drop":
         return LearningRateDrop(int(round(config.lr_drop_fraction * config.steps)), final)
     if config.lr_schedule == "cosine":
         return CosineSchedule(config.steps, final)
     if config.lr_schedule == "onecycle":
         return CosineSchedule(config.steps, final, warmup_fraction=0.1, warmup_factor=1 / 25)
-    raise InputError(f"lr_schedule must be 'drop', 'cosine' or 'onecycle', got {config.lr_schedule!r}")
+    raise InputError(f"lr_schedule must be {', '.join(map(repr, LR_SCHEDULES))}, got {config.lr_schedule!r}")
 
 
-def schedule_time_spent(schedule: LearningRateDrop | CosineSchedule, fraction: float, config) -> None:
+def schedule_time_spent(schedule: Schedule, fraction: float, config) -> None:
     """Tell the schedule that ``fraction`` of the time budget is spent: the step drops once it passes
-    ``lr_drop_fraction``; the cosine follows whichever of steps and time is further along."""
+    ``lr_drop_fraction``; the cosine follows whichever of steps and time is further along; constant stays."""
     if isinstance(schedule, LearningRateDrop):
         if fraction >= config.lr_drop_fraction:
             schedule.dropped_early = True
-    else:
+    elif isinstance(schedule, CosineSchedule):
         schedule.time_fraction = max(schedule.time_fraction, min(1.0, fraction))
 
 
-def resume_schedule(schedule: LearningRateDrop | CosineSchedule, optimizer, scheduler, state: dict, config, path) -> None:
+def resume_schedule(schedule: Schedule, optimizer, scheduler, state: dict, config, path) -> None:
     """After loading a checkpoint's scheduler state: the rule for a resumed run with another ``steps``.
 
     Same ``steps``: the schedule is the checkpoint's (bit for bit the run that was interrupted). Other ``steps``:
     the drop step is recomputed for the new length (``lr_drop_fraction x steps``; an early drop by the time
     budget stays), the learning rate of the next step is set from it, and a warning says so, in particular when
-    the learning rate goes back up because the new drop comes later than the step already reached.
+    the learning rate goes back up because the new drop comes later than the step already reached. A constant
+    schedule has nothing to recompute.
     """
     saved_steps = (state.get("train_config") or {}).get("steps")
     new_drop = int(round(config.lr_drop_fraction * config.steps))
-    if saved_steps is None or saved_steps == config.steps:
+    if saved_steps is None or saved_steps == config.steps or isinstance(schedule, ConstantSchedule):
         return
     step = int(state["step"])
     before = optimizer.param_groups[0]["lr"]

@@ -9,12 +9,15 @@ once per pair under ``torch.no_grad()`` in eval mode; only TemporalNet's paramet
 Loss: ``losses.temporal_loss`` (batch-hard triplet on HE over the proposals of the batch, masked L2 on both
 temporal vector fields). Proposals are the ground-truth person boxes.
 
-As for SpatialNet (:mod:`mpat_nb.train`): a progress bar, periodic validation on fixed validation pairs
-(within-pair HE rank-1, TVF end-point errors against the zero-motion baseline, :func:`mpat_nb.temporal_metrics.
-pair_metrics`), atomic checkpoints that resume exactly (pair i is a pure function of (seed, i)), a wall-clock
-budget, and a NaN or infinite loss stops training with a TrainingError naming the step, leaving the last good
-checkpoint intact. Each checkpoint records which SpatialNet it was trained on (path and a fingerprint of its
-weights): a TemporalNet reads that network's features and is meaningless on another one.
+The learning rate stays 2e-4 (``lr_schedule="constant"``); the drop, cosine and one-cycle schedules of
+SpatialNet (:func:`mpat_nb.train.learning_rate_schedule`) can be chosen instead. The training loop is
+SpatialNet's (:func:`mpat_nb.train.run_training`), hence as there: a progress bar, periodic validation on
+fixed validation pairs (within-pair HE rank-1, TVF end-point errors against the zero-motion baseline,
+:func:`mpat_nb.temporal_metrics.pair_metrics`), atomic checkpoints that resume exactly (pair i is a pure
+function of (seed, i)), a wall-clock budget, and a NaN or infinite loss stops training with a TrainingError
+naming the step, leaving the last good checkpoint intact. Each checkpoint records which SpatialNet it was
+trained on (path and a fingerprint of its weights): a TemporalNet reads that network's features and is
+meaningless on another one.
 
 Under torchrun (:mod:`mpat_nb.distributed`, as for SpatialNet) ``batch_size`` is the global batch of pairs, each
 process reads its slice, only TemporalNet is wrapped in DistributedDataParallel (the frozen SpatialNet runs on
@@ -27,17 +30,15 @@ processes it sees batch / P pairs per mining pool [I].
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mpat_nb import distributed
-from mpat_nb.checkpoints import (load_checkpoint, load_frozen_spatialnet, load_weights, save_checkpoint,
+from mpat_nb.checkpoints import (load_checkpoint, load_frozen_spatialnet, load_weights,
                                  spatial_checkpoint_path, weights_fingerprint)
 from mpat_nb.config import MAX_FRAME_GAP, TEMPORAL_LOSS_WEIGHTS, get_temporal_config
 from mpat_nb.data.augment import AugmentConfig
@@ -46,9 +47,9 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (RunningLosses, batchnorm_batches, check_resumable, check_run_settings, mean_over_processes,
-                           minutes_spent, optimizer_step, recalibrate_batchnorm, start_process)
-from mpat_nb.utils import InputError, atomic_write_text
+from mpat_nb.train import (TrainingStage, as_float32, check_resumable, check_run_settings, run_training,
+                           start_process)
+from mpat_nb.utils import InputError
 
 
 @dataclass
@@ -62,6 +63,10 @@ class TemporalTrainConfig:
     steps: int = 3000                       # optimiser steps in total
     batch_size: int = 16                    # frame pairs per step [Supp 2.2: 16]
     lr: float = 2e-4                        # Adam [Supp 2.2: initial 2e-4; no later rate given, kept constant [I]]
+    lr_schedule: str = "constant"           # "constant": lr throughout; "drop", "cosine", "onecycle": to
+                                            # lr_final as for SpatialNet (train.learning_rate_schedule)
+    lr_final: float = 1e-5                  # the last rate of the "drop", "cosine", "onecycle" schedules [I]
+    lr_drop_fraction: float = 250 / 300     # "drop": lr_final from this fraction of the steps (or budget) on
     synth_preset: str = "mixed"             # generator preset of the training and validation clips
     render_size: int = 256                  # synthetic frame size (square)
     max_frame_gap: int = MAX_FRAME_GAP      # pairs (t - d, t), d in 1 .. max_frame_gap [Supp: range-5 window]
@@ -95,8 +100,10 @@ def train_temporalnet(config: TemporalTrainConfig, out_dir: str | Path, *, resum
 
 
 def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress: bool, device: torch.device) -> dict:
+    """The TemporalNet stage: the frozen SpatialNet, the pair data, losses and validation, trained by
+    :func:`mpat_nb.train.run_training`."""
     check_run_settings(config, out)
-    main_process, local_batch = start_process(config, device)
+    main_process, _ = start_process(config, device)
     model_config = get_temporal_config(config.preset)
     spatial_path = spatial_checkpoint_path(config.spatial_checkpoint, model_config)
     precision = resolve_precision(config.precision, device)
@@ -104,88 +111,44 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     spatial_record = {"checkpoint": str(spatial_path), "fingerprint": weights_fingerprint(spatial),
                       "preset": spatial.config.name, "model_config": dataclasses.asdict(spatial.config)}
     model = precision.model(TemporalNet(model_config, config.resnet50_weights).to(device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start_step, history, metrics = 0, [], {}
+    state = None
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name, map_location=device)
         _check_same_spatialnet(state, spatial_record, resume)
         load_weights(model, state["model"], resume, f"TemporalNet {model_config.name!r}")  # another architecture first
         check_resumable(state, config, resume)
-        optimizer.load_state_dict(state["optimizer"])
-        start_step, history = int(state["step"]), list(state.get("history", []))
-        metrics = dict(state.get("metrics", {}))
-        torch.set_rng_state(state["rng"].cpu())
-    # find_unused_parameters: a process whose pairs have no person skips the HE branch (no proposal to embed)
-    trained = distributed.wrap_model(model, device, find_unused_parameters=True, sync_batchnorm=config.sync_batchnorm)
-    if main_process:                                  # after every input check: a refused run leaves no folder
-        out.mkdir(parents=True, exist_ok=True)
-
     spatial_config = spatial.config
     dataset = SyntheticPairDataset(spatial_config.input_size, spatial_config.output_size, preset=config.synth_preset,
                                    split="train", length=config.steps * config.batch_size,
                                    render_size=(config.render_size, config.render_size),
                                    augment=AugmentConfig() if config.augment else None, seed=config.seed,
                                    max_frame_gap=config.max_frame_gap, long_frame_gap=config.he_frame_gap)
-    sampler = distributed.GlobalBatchSampler(start_step, config.steps, config.batch_size, distributed.rank(),
-                                             distributed.world_size())
-    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, collate_fn=collate_pairs,
-                        num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     val_batches = validation_pairs(config, spatial_config) if main_process else None
-    scaler = precision.grad_scaler()
-    checkpoint_path = out / "last.pt"
 
-    trained.train()
-    step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"train temporalnet/{model_config.name}",
-               disable=not (progress and main_process))
-    say = bar.write if main_process else (lambda message: None)
-    started = time.perf_counter()
-    running = RunningLosses()
-    for batch in loader:
+    def batch_losses(trained: torch.nn.Module, batch: PairBatch) -> dict[str, torch.Tensor]:
+        """The float32 losses of one batch of b pairs: the HE triplet loss, L_TVF and their total."""
         batch = batch.to(device, non_blocking=True)
         with precision.autocast():
-            previous, current = frozen_spatial_outputs(spatial, precision.images(batch.images_previous),
-                                                       precision.images(batch.images_current))
-            output = trained(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
-                             batch.images_current)
-        tvf_targets = tvf_on_short_gaps(batch.tvf, batch.frame_gap, config.max_frame_gap)
-        losses = temporal_loss(_as_float(output), batch.identities("previous"), batch.identities("current"),
+            output = pair_forward(spatial, trained, batch, precision.images)
+        tvf_targets = tvf_on_short_gaps(batch.tvf, batch.frame_gap, config.max_frame_gap)   # (b, 2, h, w)
+        losses = temporal_loss(as_float32(output), batch.identities("previous"), batch.identities("current"),
                                tvf_targets)                                                   # float32
-        losses = balance_pooled_tvf(losses, tvf_targets)                                       # no-op in one process
-        total = losses["total"]
-        optimizer_step(total, optimizer, scaler, step + 1, checkpoint_path)
-        step += 1
-        running.add(losses)
-        if step % config.log_every == 0 or step == config.steps:
-            record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": round(time.perf_counter() - started, 1), **mean_over_processes(running.record())}
-            history.append(record)
-            bar.set_postfix(loss=f"{record['total']:.4g}", he=f"{record['he']:.3g}", tvf=f"{record['tvf']:.3g}")
-        bar.update(1)
-        minutes = minutes_spent(started, config)
-        out_of_time = config.max_minutes is not None and minutes >= config.max_minutes
-        if (config.val_every and step % config.val_every == 0) or step == config.steps or out_of_time:
-            if main_process:
-                recalibrate_batchnorm(distributed.unwrap(trained), batchnorm_batches(
-                    dataset, config.batchnorm_pairs, local_batch, collate_pairs, device), _pair_forward(spatial))
-                metrics = pair_metrics(spatial, distributed.unwrap(trained), val_batches)
-            metrics = distributed.broadcast_object(metrics)
-            history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
-            say(f"step {step}: validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
+        return balance_pooled_tvf(losses, tvf_targets)                                 # no-op in one process
+
+    def describe(step: int, metrics: dict) -> str:
+        """The line printed after a validation."""
+        return (f"step {step}: validation HE rank-1 {100 * metrics['rank1']:.1f} %, TVF EPE forward "
                 f"{metrics['epe_forward']:.2f} / backward {metrics['epe_backward']:.2f} px (zero motion "
                 f"{metrics['epe_zero_motion']:.2f}) on {config.val_pairs} '{config.synth_preset}' pairs")
-            trained.train()
-            if main_process:
-                save_checkpoint(checkpoint_path, kind="temporalnet", model=distributed.unwrap(trained),
-                                model_config=model_config, optimizer=optimizer.state_dict(), step=step,
-                                rng=torch.get_rng_state(), train_config=dataclasses.asdict(config), history=history,
-                                metrics=metrics, spatial=spatial_record, world_size=distributed.world_size())
-                atomic_write_text(out / "history.json", json.dumps(history, indent=1))
-        if out_of_time:
-            say(f"time budget of {config.max_minutes} min spent at step {step}; stopped")
-            break
-    bar.close()
-    return {"history": history, "checkpoint": str(checkpoint_path), "metrics": metrics}
+
+    # find_unused_parameters: a process whose pairs have no person skips the HE branch (no proposal to embed)
+    stage = TrainingStage("temporalnet", model, dataset, collate_pairs, batch_losses,
+                          validate=lambda temporal: pair_metrics(spatial, temporal, val_batches),
+                          describe=describe, history_prefix="val_", progress_terms=("he", "tvf"),
+                          batchnorm_items=config.batchnorm_pairs, batchnorm_collate=collate_pairs,
+                          batchnorm_forward=functools.partial(pair_forward, spatial),
+                          find_unused_parameters=True, checkpoint_entries={"spatial": spatial_record})
+    return run_training(stage, config, out, precision, device, state=state, resume=resume, progress=progress)
 
 
 def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str, torch.Tensor]:
@@ -206,14 +169,15 @@ def balance_pooled_tvf(losses: dict[str, torch.Tensor], tvf_targets) -> dict[str
     return balanced
 
 
-def _pair_forward(spatial: torch.nn.Module):
-    """``forward(temporal, batch)``: the frozen SpatialNet, then TemporalNet on a pair batch, in float32 as evaluation
-    and inference run them (for BN recalibration)."""
-    def forward(temporal, batch: PairBatch):
-        previous, current = frozen_spatial_outputs(spatial, batch.images_previous, batch.images_current)
-        temporal(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
-                 batch.images_current)
-    return forward
+def pair_forward(spatial: torch.nn.Module, temporal: torch.nn.Module, batch: PairBatch,
+                 layout: Callable[[torch.Tensor], torch.Tensor] = lambda images: images) -> TemporalNetOutput:
+    """The frozen SpatialNet, then TemporalNet, on a batch of b pairs; ``layout`` puts SpatialNet's
+    (b, 3, S, S) frames in the training precision's memory layout. Without it (float32, as evaluation and
+    inference run them), ``partial(pair_forward, spatial)`` is the forward pass re-estimating BatchNorm."""
+    images = layout(batch.images_previous), layout(batch.images_current)
+    previous, current = frozen_spatial_outputs(spatial, *images)
+    return temporal(previous, current, batch.boxes_previous, batch.boxes_current, batch.images_previous,
+                    batch.images_current)
 
 
 def validation_pairs(config: TemporalTrainConfig, spatial_config) -> list[PairBatch]:
@@ -233,10 +197,3 @@ def _check_same_spatialnet(state: dict, spatial_record: dict, resume) -> None:
         raise InputError(f"cannot resume {resume}: it was trained on SpatialNet {recorded.get('checkpoint')} "
                          f"(fingerprint {recorded['fingerprint']}), not on {spatial_record['checkpoint']} "
                          f"({spatial_record['fingerprint']}); pass that one with --spatial-checkpoint")
-
-
-def _as_float(output: TemporalNetOutput) -> TemporalNetOutput:
-    """The output in float32 (autocast may give float16 / bfloat16): the losses are computed in float32."""
-    return TemporalNetOutput([e.float() for e in output.human_embedding_previous],
-                             [e.float() for e in output.human_embedding_current],
-                             output.tvf_forward.float(), output.tvf_backward.float())

@@ -10,7 +10,9 @@ import mpat_nb.train as train_module
 from mpat_nb.checkpoints import load_checkpoint, load_spatialnet, save_checkpoint
 from mpat_nb.config import get_spatial_config
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.train import LearningRateDrop, SpatialTrainConfig, train_spatialnet
+from mpat_nb.precision import resolve_precision
+from mpat_nb.train import LearningRateDrop, SpatialTrainConfig, TrainingStage, run_training, train_spatialnet
+from mpat_nb.train_temporal import TemporalTrainConfig
 from mpat_nb.utils import InputError, TrainingError
 
 CONFIG = SpatialTrainConfig(preset="tiny", steps=4, batch_size=2, val_every=0, val_clips=1, val_frames=2,
@@ -265,3 +267,35 @@ def test_schedule_and_sigma_flags_set_their_fields():
     args = build_parser().parse_args(["train", "spatial", "--lr-schedule", "onecycle", "--heatmap-sigma", "1.5"])
     config = _train_config(args, SpatialTrainConfig, {})
     assert config.lr_schedule == "onecycle" and config.heatmap_sigma == 1.5
+
+
+@dataclasses.dataclass
+class ToyConfig:
+    """The architecture of the toy stage's model (run_training saves ``model.config``)."""
+
+    name: str = "toy"
+
+
+def test_the_shared_loop_trains_any_stage_and_stops_when_its_time_is_spent(tmp_path, monkeypatch, capsys):
+    """run_training on a toy stage (a linear model, no network): its losses, validation, printed line, history
+    prefix and checkpoint entries; the time budget drops the lr early (at 0.9 of it), then stops the run."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    model.config = ToyConfig()                                                  # saved as the architecture
+    stage = TrainingStage("toy", model, [torch.full((2,), float(i)) for i in range(12)], torch.stack,
+                          lambda trained, batch: {"total": trained(batch).square().mean()},   # batch: (2, 2)
+                          validate=lambda net: {"score": 1.0}, describe=lambda step, _: f"toy step {step}",
+                          history_prefix="toy_", checkpoint_entries={"extra": 7})
+    config = TemporalTrainConfig(steps=6, batch_size=2, log_every=1, val_every=2, max_minutes=100.0,
+                                 lr_schedule="drop", lr_drop_fraction=0.9, device="cpu")   # drop step 5
+    monkeypatch.setattr(train_module, "minutes_spent", FakeClock(0.0, 0.0, 0.0, 95.0, 100.0))
+    run = run_training(stage, config, tmp_path, resolve_precision("fp32", "cpu"), torch.device("cpu"),
+                       state=None, resume=None, progress=False)
+    lrs = [r["lr"] for r in run["history"] if "lr" in r]
+    assert lrs == pytest.approx([config.lr] * 3 + [config.lr_final] * 2)
+    assert [r["step"] for r in run["history"] if "toy_score" in r] == [2, 4, 5]
+    printed = capsys.readouterr().out
+    assert "toy step 4" in printed and "time budget of 100.0 min spent at step 5; stopped" in printed
+    state = load_checkpoint(run["checkpoint"], kind="toy")
+    assert (state["step"], state["extra"], state["preset"], state["metrics"]) == (5, 7, "toy", {"score": 1.0})
+    assert state["scheduler"]["lr_lambdas"][0]["dropped_early"] is True and run["metrics"] == {"score": 1.0}

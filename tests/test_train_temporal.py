@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
+import mpat_nb.train as train_module_shared
 import mpat_nb.train_temporal as train_module
 from mpat_nb.checkpoints import load_checkpoint, load_temporal_pair, load_temporalnet, save_checkpoint, weights_fingerprint
-from mpat_nb.cli import build_parser, main
+from mpat_nb.cli import _train_config, build_parser, main
 from mpat_nb.codec_temporal import boxes_from_joints, encode_tvf_targets
 from mpat_nb.config import SPATIAL_PRESETS, SVF_NORMALISER, TEMPORAL_PRESETS, get_spatial_config
 from mpat_nb.data.pairs import FramePeople
@@ -261,3 +262,61 @@ def test_long_gap_pairs_train_the_he_and_not_the_tvf(tmp_path, config, monkeypat
     monkeypatch.setattr(train_module, "temporal_loss", recording)
     result = train_temporalnet(dataclasses.replace(config, he_frame_gap=12, steps=2), tmp_path, progress=False)
     assert len(seen) == 2 and load_checkpoint(result["checkpoint"])["train_config"]["he_frame_gap"] == 12
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning-rate schedule (the shared loop of mpat_nb.train.run_training)
+# ----------------------------------------------------------------------------------------------
+def _lrs(result):
+    return [record["lr"] for record in result["history"] if "lr" in record]
+
+
+def test_the_default_schedule_is_constant_and_saved(tmp_path, config):
+    result = train_temporalnet(dataclasses.replace(config, steps=2), tmp_path, progress=False)
+    assert _lrs(result) == [config.lr, config.lr]
+    state = load_checkpoint(result["checkpoint"], kind="temporalnet")
+    assert state["train_config"]["lr_schedule"] == "constant" and state["scheduler"]["last_epoch"] == 2
+
+
+def test_a_cosine_schedule_ends_at_lr_final_also_when_the_time_budget_ends_it(tmp_path, config, monkeypatch,
+                                                                             capsys):
+    cosine = dataclasses.replace(config, lr_schedule="cosine", lr_final=1e-5)
+    lrs = _lrs(train_temporalnet(cosine, tmp_path / "steps", progress=False))
+    assert len(lrs) == 4 and lrs[-1] == pytest.approx(1e-5) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    # 4 steps planned, 100 minutes: 50 minutes after step 1, 100 after step 2: validate, save, stop at step 2
+    clock = iter([50.0, 100.0])                                      # minutes_spent is read once a step
+    monkeypatch.setattr(train_module_shared, "minutes_spent", lambda started, config: next(clock))
+    capsys.readouterr()
+    result = train_temporalnet(dataclasses.replace(cosine, max_minutes=100.0), tmp_path / "budget",
+                               progress=False)
+    assert _lrs(result) == pytest.approx([(config.lr + 1e-5) / 2, 1e-5])
+    assert "time budget of 100.0 min spent at step 2; stopped" in capsys.readouterr().out
+    assert load_checkpoint(result["checkpoint"])["step"] == 2 and "val_rank1" in result["history"][-1]
+
+
+def test_a_checkpoint_from_before_the_schedule_resumes_at_its_constant_rate(tmp_path, config):
+    """A TemporalNet checkpoint saved without scheduler state or lr_schedule (before the stage had a schedule)
+    goes on at the rate it ran at, even under another --lr; a schedule other than constant is refused."""
+    first = train_temporalnet(dataclasses.replace(config, steps=2, lr=3e-4), tmp_path, progress=False)
+    state = load_checkpoint(first["checkpoint"])
+    del state["scheduler"]
+    for key in ("lr_schedule", "lr_final", "lr_drop_fraction"):
+        del state["train_config"][key]
+    for group in state["optimizer"]["param_groups"]:
+        del group["initial_lr"]
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(InputError, match="lr_schedule 'constant'.*--lr-schedule constant"):
+        train_temporalnet(dataclasses.replace(config, lr_schedule="cosine"), tmp_path, resume=old,
+                          progress=False)
+    resumed = train_temporalnet(config, tmp_path, resume=old, progress=False)                 # lr 2e-4 here
+    assert [r["step"] for r in resumed["history"] if "lr" in r] == [1, 2, 3, 4]
+    assert _lrs(resumed) == [3e-4] * 4
+
+
+def test_cli_lr_schedule_reaches_the_temporal_config():
+    def schedule(*flags):
+        args = build_parser().parse_args(["train", "temporal", *flags])
+        return _train_config(args, TemporalTrainConfig, {}).lr_schedule
+
+    assert schedule() == "constant" and schedule("--lr-schedule", "onecycle") == "onecycle"
