@@ -73,7 +73,7 @@ class SpatialTargets(DeviceMovable):
     ordinal: (6, H, W) float in [0, 1], channels in ``ORDINAL_RELATIONS`` order, 0 where unlabelled.
     ordinal_mask: (H, W) float, 1 where ``ordinal`` is painted (the same pixels as ``svf_mask``).
     instance_map: (H, W) int64, index + 1 of the person owning the pixel, 0 = nobody.
-    centers: (N_max, 2) float, person centres c_n (x, y) in output pixels; zero padding.
+    centres: (N_max, 2) float, person centres c_n (x, y) in output pixels; zero padding.
     """
 
     heatmaps: torch.Tensor
@@ -84,7 +84,7 @@ class SpatialTargets(DeviceMovable):
     ordinal: torch.Tensor
     ordinal_mask: torch.Tensor
     instance_map: torch.Tensor
-    centers: torch.Tensor
+    centres: torch.Tensor
 
 
     @property
@@ -95,7 +95,7 @@ class SpatialTargets(DeviceMovable):
 
 def encode_targets(
     joints,
-    centers,
+    centres,
     scales,
     output_size: tuple[int, int] | int,
     *,
@@ -109,14 +109,14 @@ def encode_targets(
     """Encode the people of one image into SpatialNet targets (see :class:`SpatialTargets`).
 
     joints: (N, K, 3) x, y, v in output-grid pixels, v > 0 present (use shape (0, K, 3) for no people).
-    centers: (N, 2) person centres c_n in output pixels, or None for the mean of the present joints.
+    centres: (N, 2) person centres c_n in output pixels, or None for the mean of the present joints.
     scales: (N,) person size (bbox diagonal in output pixels; larger = nearer), or None for the
         diagonal of the present joints' box. Only the order of the scales matters (far_to_near).
     output_size: (H, W) of the output grid, or one int for a square grid.
     sigma: Gaussian std in pixels; default ``HEATMAP_SIGMA * H / 128`` (2 px at 128 x 128, AE).
     radius: disk radius of the SVF / ordinal labels; default ``2 * sigma``.
     truncate: the Gaussian is 0 where ||p - x_nk|| > truncate * sigma.
-    max_people: N_max, the padded person count of ``keypoint_indices`` and ``centers``.
+    max_people: N_max, the padded person count of ``keypoint_indices`` and ``centres``.
     ignore_mask: optional (H, W), non-zero marks ignore regions; they get ``heatmap_mask = 0``. The SVF /
         ordinal labels come from annotated people only and are left as they are.
     device: where the targets are created; default the device of ``joints`` if it is a tensor, else CPU.
@@ -142,13 +142,13 @@ def encode_targets(
     if num_people > max_people:
         raise ValueError(f"{num_people} people in one image but max_people={max_people}: raise max_people "
                          "(targets are padded to it so that a batch stacks) or drop people before encoding")
-    if centers is None or scales is None:
-        default_centers, default_scales = centers_and_scales_from_joints(joints)
-    centers = default_centers if centers is None else _as_float_tensor(centers, "centers", device)
+    if centres is None or scales is None:
+        default_centres, default_scales = centres_and_scales_from_joints(joints)
+    centres = default_centres if centres is None else _as_float_tensor(centres, "centres", device)
     scales = default_scales if scales is None else _as_float_tensor(scales, "scales", device)
-    if centers.shape != (num_people, 2) or scales.shape != (num_people,):
-        raise ValueError(f"centers must be (N, 2) and scales (N,) with N = {num_people} people, "
-                         f"got {tuple(centers.shape)} and {tuple(scales.shape)}")
+    if centres.shape != (num_people, 2) or scales.shape != (num_people,):
+        raise ValueError(f"centres must be (N, 2) and scales (N,) with N = {num_people} people, "
+                         f"got {tuple(centres.shape)} and {tuple(scales.shape)}")
     sigma = float(HEATMAP_SIGMA * height / SIGMA_REFERENCE_SIZE) if sigma is None else float(sigma)
     radius = DISK_RADIUS_IN_SIGMAS * sigma if radius is None else float(radius)
     if sigma <= 0 or radius < 0 or truncate <= 0:
@@ -170,8 +170,8 @@ def encode_targets(
     keypoint_indices = torch.zeros(max_people, num_joints, 2, dtype=torch.long, device=device)
     keypoint_indices[:num_people, :, 0] = torch.where(on_grid, pixel_y * width + pixel_x, 0)
     keypoint_indices[:num_people, :, 1] = on_grid.long()
-    padded_centers = torch.zeros(max_people, 2, device=device)
-    padded_centers[:num_people] = centers
+    padded_centres = torch.zeros(max_people, 2, device=device)
+    padded_centres[:num_people] = centres
 
     targets = SpatialTargets(
         heatmaps=torch.zeros(num_joints, height, width, device=device),
@@ -182,7 +182,7 @@ def encode_targets(
         ordinal=torch.zeros(len(ORDINAL_RELATIONS), height, width, device=device),
         ordinal_mask=torch.zeros(height, width, device=device),
         instance_map=torch.zeros(height, width, dtype=torch.long, device=device),
-        centers=padded_centers,
+        centres=padded_centres,
     )
     if num_people == 0:
         return targets
@@ -226,25 +226,25 @@ def encode_targets(
     grid_x = torch.arange(width, device=device, dtype=torch.float32)
     grid_y = torch.arange(height, device=device, dtype=torch.float32)
     pixel = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=0)   # (2, H, W) x, y
-    owner_center = centers[owner].permute(2, 0, 1)                               # (2, H, W)
-    targets.svf = torch.where(labelled, (owner_center - pixel) / SVF_NORMALISER, 0.0)
+    owner_centre = centres[owner].permute(2, 0, 1)                               # (2, H, W)
+    targets.svf = torch.where(labelled, (owner_centre - pixel) / SVF_NORMALISER, 0.0)
 
     # Ordinal maps (docs/method.md 2.4): o_r(n) = rank_r(n) / max(N - 1, 1) painted on n's pixels.
-    person_ordinal = ordinal_values(centers, scales, on_grid.any(dim=1))        # (N, 6)
+    person_ordinal = ordinal_values(centres, scales, on_grid.any(dim=1))        # (N, 6)
     targets.ordinal = torch.where(labelled, person_ordinal[owner].permute(2, 0, 1), 0.0)
     return targets
 
 
-def ordinal_values(centers: torch.Tensor, scales: torch.Tensor, ranked: torch.Tensor | None = None) -> torch.Tensor:
+def ordinal_values(centres: torch.Tensor, scales: torch.Tensor, ranked: torch.Tensor | None = None) -> torch.Tensor:
     """Per-person ordinal targets, one column per name in ``ORDINAL_RELATIONS``.
 
-    centers: (N, 2) x, y; scales: (N,) (larger = nearer); ranked: (N,) bool, the people that take part
+    centres: (N, 2) x, y; scales: (N,) (larger = nearer); ranked: (N,) bool, the people that take part
     (default all). Returns (N, R) with o_r(n) = rank_r(n) / max(N_ranked - 1, 1) for a forward relation
     and 1 - o_r(n) for a reversed one; people not ranked get 0. Ties keep the input order (stable sort).
     """
     if ranked is None:
-        ranked = torch.ones(centers.shape[0], dtype=torch.bool, device=centers.device)
-    keys = {"x": centers[:, 0], "y": centers[:, 1], "scale": scales}
+        ranked = torch.ones(centres.shape[0], dtype=torch.bool, device=centres.device)
+    keys = {"x": centres[:, 0], "y": centres[:, 1], "scale": scales}
     denominator = max(int(ranked.sum()) - 1, 1)
     columns = []
     for name in ORDINAL_RELATIONS:
@@ -261,20 +261,20 @@ def ordinal_values(centers: torch.Tensor, scales: torch.Tensor, ranked: torch.Te
     return torch.stack(columns, dim=1)
 
 
-def centers_and_scales_from_joints(joints) -> tuple[torch.Tensor, torch.Tensor]:
+def centres_and_scales_from_joints(joints) -> tuple[torch.Tensor, torch.Tensor]:
     """Default person centres and scales from the present joints (docs/method.md 6, choices 4 and 6).
 
-    joints: (N, K, 3) -> centers (N, 2) = mean of the present joints, scales (N,) = diagonal of their
+    joints: (N, K, 3) -> centres (N, 2) = mean of the present joints, scales (N,) = diagonal of their
     bounding box. A person with no present joint gets centre (0, 0) and scale 0.
     """
     joints = _as_float_tensor(joints, "joints", None)
     present = joints[..., 2] > 0                                                  # (N, K)
     count = present.sum(dim=1, keepdim=True).clamp(min=1)
-    centers = (joints[..., :2] * present[..., None]).sum(dim=1) / count
+    centres = (joints[..., :2] * present[..., None]).sum(dim=1) / count
     low = torch.where(present[..., None], joints[..., :2], float("inf")).amin(dim=1)
     high = torch.where(present[..., None], joints[..., :2], float("-inf")).amax(dim=1)
     scales = torch.where(present.any(dim=1), (high - low).norm(dim=1), 0.0)
-    return centers, scales
+    return centres, scales
 
 
 def collate_targets(targets: Sequence[SpatialTargets]) -> SpatialTargets:

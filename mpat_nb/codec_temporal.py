@@ -50,8 +50,8 @@ class TVFTargets(DeviceMovable):
 
 
 def encode_tvf_targets(
-    joints_previous, centers_previous, track_ids_previous,
-    joints_current, centers_current, track_ids_current,
+    joints_previous, centres_previous, track_ids_previous,
+    joints_current, centres_current, track_ids_current,
     output_size: tuple[int, int] | int,
     *,
     sigma: float | None = None,
@@ -59,7 +59,7 @@ def encode_tvf_targets(
 ) -> TVFTargets:
     """Forward and backward TVF targets and masks for frames t-1 (previous) and t (current), docs/method.md 3.2.
 
-    joints_*: (N, K, 3) x, y, v in output pixels (v > 0 present); centers_*: (N, 2) person centres c_n in
+    joints_*: (N, K, 3) x, y, v in output pixels (v > 0 present); centres_*: (N, 2) person centres c_n in
     output pixels (may lie off the grid); track_ids_*: (N,) ints, unique within a frame.
     output_size: (H, W) or one int. sigma, radius: as :func:`mpat_nb.codec.encode_targets` (the disks of
     the labelled pixels; defaults give the SVF's).
@@ -70,24 +70,24 @@ def encode_tvf_targets(
     the grid (the vector just points outside). Vectorised: one ownership map per frame, no loop over people.
     """
     height, width = _size_hw(output_size)
-    previous = _frame_arrays(joints_previous, centers_previous, track_ids_previous, "previous")
-    current = _frame_arrays(joints_current, centers_current, track_ids_current, "current")
+    previous = _frame_arrays(joints_previous, centres_previous, track_ids_previous, "previous")
+    current = _frame_arrays(joints_current, centres_current, track_ids_current, "current")
     device = previous[0].device
     current = tuple(t.to(device) for t in current)
     pixel = torch.stack(torch.meshgrid(torch.arange(width, device=device, dtype=torch.float32),
                                        torch.arange(height, device=device, dtype=torch.float32),
                                        indexing="xy"))                                       # (2, H, W) x, y
     fields = []
-    for (joints, centers, ids), (_, other_centers, other_ids) in ((previous, current), (current, previous)):
-        owner = encode_targets(joints, centers, torch.zeros(len(joints), device=device), (height, width),
+    for (joints, centres, ids), (_, other_centres, other_ids) in ((previous, current), (current, previous)):
+        owner = encode_targets(joints, centres, torch.zeros(len(joints), device=device), (height, width),
                                sigma=sigma, radius=radius, max_people=max(len(joints), 1)).instance_map  # (H, W)
         same = ids[:, None] == other_ids[None, :]                                  # (N, N') same track id
         has_partner = same.any(dim=1)                                              # (N,)
-        partner_center = other_centers[same.float().argmax(dim=1)] if len(other_ids) else centers * 0
+        partner_centre = other_centres[same.float().argmax(dim=1)] if len(other_ids) else centres * 0
         # Row 0 stands for "nobody" (instance_map 0): a table lookup replaces a loop over people.
-        target_center = torch.cat([centers.new_zeros(1, 2), partner_center])      # (N + 1, 2)
+        target_centre = torch.cat([centres.new_zeros(1, 2), partner_centre])      # (N + 1, 2)
         labelled = torch.cat([has_partner.new_zeros(1), has_partner])[owner]       # (H, W)
-        vector = (target_center[owner].permute(2, 0, 1) - pixel) / SVF_NORMALISER  # T*(p) = (c^other - p) / Z
+        vector = (target_centre[owner].permute(2, 0, 1) - pixel) / SVF_NORMALISER  # T*(p) = (c^other - p) / Z
         fields += [torch.where(labelled, vector, 0.0), labelled.float()]
     return TVFTargets(*fields)
 
@@ -109,10 +109,10 @@ def boxes_from_joints(joints, output_size: tuple[int, int] | int, *, padding: fl
         raise ValueError("every person needs at least one present joint for a box: drop people with none first")
     low = torch.where(present[..., None], joints[..., :2], float("inf")).amin(dim=1) - 0.5    # (N, 2)
     high = torch.where(present[..., None], joints[..., :2], float("-inf")).amax(dim=1) + 0.5
-    center, side = (low + high) / 2, (high - low) * (1.0 + padding)                # grown by padding x side
+    centre, side = (low + high) / 2, (high - low) * (1.0 + padding)                # grown by padding x side
     side = side.clamp(min=min_size)
     limit = torch.tensor([width, height], dtype=joints.dtype, device=joints.device) - 0.5
-    low, high = (center - side / 2).clamp(min=-0.5), torch.minimum(center + side / 2, limit)
+    low, high = (centre - side / 2).clamp(min=-0.5), torch.minimum(centre + side / 2, limit)
     return torch.cat([low, high], dim=1)
 
 
@@ -126,14 +126,14 @@ def collate_tvf_targets(targets: Sequence[TVFTargets]) -> TVFTargets:
     return TVFTargets(*(torch.stack([getattr(t, f.name) for t in targets]) for f in dataclasses.fields(TVFTargets)))
 
 
-def _frame_arrays(joints, centers, track_ids, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _frame_arrays(joints, centres, track_ids, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """joints (N, K, 3), centres (N, 2) float and track ids (N,) int64 of one frame, checked."""
     joints = _as_float_tensor(joints, f"joints_{name}", None)
-    centers = _as_float_tensor(centers, f"centers_{name}", joints.device)
+    centres = _as_float_tensor(centres, f"centres_{name}", joints.device)
     ids = torch.as_tensor(track_ids, dtype=torch.int64, device=joints.device).reshape(-1)
-    if joints.ndim != 3 or joints.shape[-1] != 3 or centers.shape != (len(joints), 2) or ids.shape != (len(joints),):
-        raise ValueError(f"frame {name}: joints must be (N, K, 3), centers (N, 2) and track ids (N,); got "
-                         f"{tuple(joints.shape)}, {tuple(centers.shape)}, {tuple(ids.shape)}")
+    if joints.ndim != 3 or joints.shape[-1] != 3 or centres.shape != (len(joints), 2) or ids.shape != (len(joints),):
+        raise ValueError(f"frame {name}: joints must be (N, K, 3), centres (N, 2) and track ids (N,); got "
+                         f"{tuple(joints.shape)}, {tuple(centres.shape)}, {tuple(ids.shape)}")
     if len(torch.unique(ids)) != len(ids):
         raise ValueError(f"frame {name}: track ids {ids.tolist()} repeat; one person per track id and frame")
-    return joints, centers, ids
+    return joints, centres, ids

@@ -193,12 +193,12 @@ def _check_stacked(prediction: torch.Tensor, target: torch.Tensor, name: str) ->
 # ----------------------------------------------------------------------------------------------
 # L_PGG (docs/method.md 2.6, step 5)
 # ----------------------------------------------------------------------------------------------
-def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.Tensor) -> dict[str, torch.Tensor]:
+def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centres: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_PGG: the KE and SIE supervision applied to the embeddings refined by Pose-Guided Grouping.
 
     refined: a :class:`mpat_nb.models.pgg.PGGOutput` (reads ``ke (B, M, E)`` in KE units and ``sie (B, M, 2)``
     in output pixels); person: (B, M) int, the GT person n of each point; valid: (B, M) bool;
-    centers: (B, N, 2) GT person centres c_n in output pixels (``SpatialTargets.centers``).
+    centres: (B, N, 2) GT person centres c_n in output pixels (``SpatialTargets.centres``).
     (``gather_points`` gives ``person`` and ``valid``.)
 
     [I, docs/method.md 6 choice 10]:
@@ -218,11 +218,11 @@ def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.
         ke = ke.unsqueeze(-1)
     batch, num_points, num_ke = ke.shape
     if sie.shape != (batch, num_points, 2) or person.shape != (batch, num_points) or valid.shape != person.shape \
-            or centers.ndim != 3 or centers.shape[0] != batch or centers.shape[2] != 2:
+            or centres.ndim != 3 or centres.shape[0] != batch or centres.shape[2] != 2:
         raise ValueError(f"pgg_loss expects refined.ke (B, M, E), refined.sie (B, M, 2), person and valid (B, M), "
-                         f"centers (B, N, 2); got {tuple(ke.shape)}, {tuple(sie.shape)}, {tuple(person.shape)}, "
-                         f"{tuple(valid.shape)}, {tuple(centers.shape)}")
-    num_people = centers.shape[1]
+                         f"centres (B, N, 2); got {tuple(ke.shape)}, {tuple(sie.shape)}, {tuple(person.shape)}, "
+                         f"{tuple(valid.shape)}, {tuple(centres.shape)}")
+    num_people = centres.shape[1]
     valid = valid.bool() & (person >= 0) & (person < num_people)
     person = person.long().clamp(0, max(num_people - 1, 0))
 
@@ -232,7 +232,7 @@ def pgg_loss(refined, person: torch.Tensor, valid: torch.Tensor, centers: torch.
     pull, push = ae_pull_push(ke[:, None].expand(batch, num_people, num_points, num_ke), member)
 
     # ||(sie_i - c_{n_i}) / Z||^2 over valid points, pooled over the batch
-    target = centers.to(sie.dtype).gather(1, person[..., None].expand(batch, num_points, 2))  # (B, M, 2)
+    target = centres.to(sie.dtype).gather(1, person[..., None].expand(batch, num_points, 2))  # (B, M, 2)
     squared_error = (((sie - target) / SVF_NORMALISER) ** 2).sum(dim=-1)                     # (B, M)
     squared_error = torch.where(valid, squared_error, 0.0)
     sie_term = squared_error.sum() / valid.sum().clamp(min=1)

@@ -126,10 +126,10 @@ def zero_motion_fields(previous: FramePeople, current: FramePeople,
     pixel points to its person's centre in its *own* frame. Against the TVF targets its end-point error at a
     pixel of person n is ||c_n^(t) - c_n^(t-1)||, the motion of the centre.
     """
-    own_previous = encode_tvf_targets(previous.joints, previous.centers, previous.track_ids,
-                                      previous.joints, previous.centers, previous.track_ids, output_size)
-    own_current = encode_tvf_targets(current.joints, current.centers, current.track_ids,
-                                     current.joints, current.centers, current.track_ids, output_size)
+    own_previous = encode_tvf_targets(previous.joints, previous.centres, previous.track_ids,
+                                      previous.joints, previous.centres, previous.track_ids, output_size)
+    own_current = encode_tvf_targets(current.joints, current.centres, current.track_ids,
+                                     current.joints, current.centres, current.track_ids, output_size)
     return own_previous.forward, own_current.backward
 
 
@@ -405,8 +405,8 @@ def _add_reid(row: ReidResult, query: _FrameData, gallery: _FrameData) -> None:
 def _add_tvf(rows: dict[str, TVFResult], previous: _FrameData, current: _FrameData, tvf_forward: torch.Tensor,
              tvf_backward: torch.Tensor) -> None:
     output_size = tuple(tvf_forward.shape[-2:])
-    targets = encode_tvf_targets(previous.people.joints, previous.people.centers, previous.people.track_ids,
-                                 current.people.joints, current.people.centers, current.people.track_ids, output_size)
+    targets = encode_tvf_targets(previous.people.joints, previous.people.centres, previous.people.track_ids,
+                                 current.people.joints, current.people.centres, current.people.track_ids, output_size)
     zero_forward, zero_backward = zero_motion_fields(previous.people, current.people, output_size)
     for direction, prediction, zero, svf in (("forward", tvf_forward, zero_forward, previous.svf),
                                              ("backward", tvf_backward, zero_backward, current.svf)):

@@ -626,7 +626,7 @@ def pgg_stage_loss(pgg, output, targets) -> dict[str, torch.Tensor]:
     svf_pixels = svf_to_pixels(output.svf[:, -1].float())                        # (B, 2, H, W) output pixels
     points = gather_points(output.keypoint_embedding[:, -1].float(), svf_pixels, targets.keypoint_indices)
     refined = pgg(points.ke, points.sie, points.valid, svf_pixels.shape[-1])     # (B, M, .) with M = N K
-    terms = pgg_loss(refined, points.person, points.valid, targets.centers)
+    terms = pgg_loss(refined, points.person, points.valid, targets.centres)
     return {"pgg": terms["total"], "pgg_ke": terms["ke"], "pgg_sie": terms["sie"]}
 
 

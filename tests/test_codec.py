@@ -7,7 +7,7 @@ import torch
 from mpat_nb.codec import (
     SpatialTargets,
     collate_targets,
-    centers_and_scales_from_joints,
+    centres_and_scales_from_joints,
     encode_targets,
     heatmap_nms,
     joints_to_output_coords,
@@ -28,13 +28,13 @@ def _people(*joint_lists, num_joints=K):
     return joints
 
 
-def _encode(joints, centers=None, scales=None, size=(32, 32), **kwargs):
+def _encode(joints, centres=None, scales=None, size=(32, 32), **kwargs):
     """Encode on a 32 x 32 grid with sigma = 2 px (the default would scale it to 0.5 px there)."""
     kwargs.setdefault("sigma", 2.0)
     n = len(joints)
-    centers = np.zeros((n, 2)) if centers is None else np.asarray(centers, dtype=float)
+    centres = np.zeros((n, 2)) if centres is None else np.asarray(centres, dtype=float)
     scales = np.ones(n) if scales is None else np.asarray(scales, dtype=float)
-    return encode_targets(joints, centers, scales, size, **kwargs)
+    return encode_targets(joints, centres, scales, size, **kwargs)
 
 
 def test_single_peak_value_and_sigma():
@@ -79,8 +79,8 @@ def test_absent_and_off_grid_joints_give_no_peak_and_invalid_index():
 
 
 def test_svf_points_exactly_to_the_centre():
-    center = (14.0, 13.0)
-    targets = _encode(_people([(0, 10, 10)]), centers=[center], radius=4.0)
+    centre = (14.0, 13.0)
+    targets = _encode(_people([(0, 10, 10)]), centres=[centre], radius=4.0)
     svf = targets.svf * SVF_NORMALISER
     torch.testing.assert_close(svf[:, 10, 10], torch.tensor([4.0, 3.0]))
     torch.testing.assert_close(svf[:, 12, 11], torch.tensor([3.0, 1.0]))
@@ -97,8 +97,8 @@ def test_svf_points_exactly_to_the_centre():
 
 def test_overlap_goes_to_the_nearer_joint():
     joints = _people([(0, 10, 10)], [(7, 15, 10)])
-    centers = [(5.0, 5.0), (25.0, 20.0)]
-    targets = _encode(joints, centers=centers, radius=4.0)
+    centres = [(5.0, 5.0), (25.0, 20.0)]
+    targets = _encode(joints, centres=centres, radius=4.0)
     owner = targets.instance_map
     assert owner[10, 12] == 1 and owner[10, 13] == 2                             # distances 2 vs 3, 3 vs 2
     assert owner[10, 10] == 1 and owner[10, 15] == 2
@@ -112,9 +112,9 @@ def test_overlap_goes_to_the_nearer_joint():
 
 def test_ordinal_ranks_left_middle_right_and_far_near():
     joints = _people([(0, 28, 5)], [(0, 4, 15)], [(0, 16, 25)])                 # middle, left, right by x
-    centers = [(16.0, 5.0), (4.0, 15.0), (28.0, 25.0)]
+    centres = [(16.0, 5.0), (4.0, 15.0), (28.0, 25.0)]
     scales = [30.0, 10.0, 20.0]                                                  # near, far, middle
-    targets = _encode(joints, centers=centers, scales=scales)
+    targets = _encode(joints, centres=centres, scales=scales)
     channel = {name: targets.ordinal[i] for i, name in enumerate(ORDINAL_RELATIONS)}
     at_joint = {name: [float(m[y, x]) for x, y in ((28, 5), (4, 15), (16, 25))] for name, m in channel.items()}
     assert at_joint["left_to_right"] == [0.5, 0.0, 1.0]
@@ -131,17 +131,17 @@ def test_ordinal_ranks_left_middle_right_and_far_near():
 
 def test_ordinal_ties_keep_input_order_and_single_person_is_zero():
     joints = _people([(0, 5, 5)], [(0, 20, 20)])
-    targets = _encode(joints, centers=[(8.0, 1.0), (8.0, 2.0)])                  # equal x
+    targets = _encode(joints, centres=[(8.0, 1.0), (8.0, 2.0)])                  # equal x
     lr = ORDINAL_RELATIONS.index("left_to_right")
     assert targets.ordinal[lr, 5, 5] == 0.0 and targets.ordinal[lr, 20, 20] == 1.0
-    single = _encode(_people([(0, 5, 5)]), centers=[(8.0, 1.0)])
+    single = _encode(_people([(0, 5, 5)]), centres=[(8.0, 1.0)])
     assert single.ordinal[lr, 5, 5] == 0.0
     assert single.ordinal[ORDINAL_RELATIONS.index("right_to_left"), 5, 5] == 1.0
 
 
 def test_people_off_the_grid_do_not_shift_ranks():
     joints = _people([(0, 5, 5)], [(0, -50, 5)], [(0, 20, 20)])                  # person 1 is off the grid
-    targets = _encode(joints, centers=[(5.0, 5.0), (-50.0, 5.0), (20.0, 20.0)])
+    targets = _encode(joints, centres=[(5.0, 5.0), (-50.0, 5.0), (20.0, 20.0)])
     lr = ORDINAL_RELATIONS.index("left_to_right")
     assert targets.ordinal[lr, 5, 5] == 0.0 and targets.ordinal[lr, 20, 20] == 1.0
     assert targets.person_valid.tolist()[:3] == [True, False, True]
@@ -154,7 +154,7 @@ def test_collate_stacks_and_moves():
     assert isinstance(batch, SpatialTargets)
     assert batch.heatmaps.shape == (2, K, 32, 32) and batch.keypoint_indices.shape == (2, 4, K, 2)
     assert batch.svf.shape == (2, 2, 32, 32) and batch.ordinal.shape == (2, len(ORDINAL_RELATIONS), 32, 32)
-    assert batch.instance_map.dtype == torch.int64 and batch.centers.shape == (2, 4, 2)
+    assert batch.instance_map.dtype == torch.int64 and batch.centres.shape == (2, 4, 2)
     assert torch.equal(batch.heatmaps[1], second.heatmaps) and torch.equal(batch.svf_mask[0], first.svf_mask)
     moved = batch.to("cpu")
     assert torch.equal(moved.keypoint_indices, batch.keypoint_indices)
@@ -180,11 +180,11 @@ def test_no_people_and_ignore_mask():
 
 def test_default_centres_and_scales():
     joints = _people([(0, 2, 4), (1, 6, 8)])
-    centers, scales = centers_and_scales_from_joints(joints)
-    torch.testing.assert_close(centers, torch.tensor([[4.0, 6.0]]))
+    centres, scales = centres_and_scales_from_joints(joints)
+    torch.testing.assert_close(centres, torch.tensor([[4.0, 6.0]]))
     torch.testing.assert_close(scales, torch.tensor([np.hypot(4, 4)], dtype=torch.float32))
     targets = encode_targets(joints, None, None, 32)
-    torch.testing.assert_close(targets.centers[0], torch.tensor([4.0, 6.0]))
+    torch.testing.assert_close(targets.centres[0], torch.tensor([4.0, 6.0]))
 
 
 def test_joints_to_output_coords_pixel_centres():
@@ -235,7 +235,7 @@ def test_subpixel_moves_toward_the_higher_neighbour():
     assert x.tolist() == [[[4.25, 1.75, 6.0]]] and y.tolist() == [[[3.75, 0.0, 6.0]]]
 
 
-def _reference_encode(joints, centers, scales, size, sigma, radius, truncate=4.0):
+def _reference_encode(joints, centres, scales, size, sigma, radius, truncate=4.0):
     """Slow, obvious encoder: loops over people, joints and pixels, in float64."""
     height, width = size
     num_people, num_joints, _ = joints.shape
@@ -251,7 +251,7 @@ def _reference_encode(joints, centers, scales, size, sigma, radius, truncate=4.0
             on_grid[n, k] = v > 0 and 0 <= px < width and 0 <= py < height
     ranked = [n for n in range(num_people) if on_grid[n].any()]
     values = np.zeros((num_people, 6))
-    keys = [centers[:, 0], centers[:, 1], scales]
+    keys = [centres[:, 0], centres[:, 1], scales]
     for r, key in enumerate(keys):
         order = sorted(ranked, key=lambda n: (key[n], n))
         for rank, n in enumerate(order):
@@ -272,7 +272,7 @@ def _reference_encode(joints, centers, scales, size, sigma, radius, truncate=4.0
                         best, owner = d2, n
             if owner >= 0:
                 instance[py, px] = owner + 1
-                svf[:, py, px] = (centers[owner] - (px, py)) / SVF_NORMALISER
+                svf[:, py, px] = (centres[owner] - (px, py)) / SVF_NORMALISER
                 ordinal[:, py, px] = values[owner]
     return heatmaps, svf, ordinal, instance
 
@@ -287,11 +287,11 @@ def test_vectorised_encoder_equals_reference_loop(seed):
     joints[..., 1] = np.round(rng.uniform(-3, 22, (num_people, num_joints)) * 8) / 8
     joints[..., 2] = rng.random((num_people, num_joints)) < 0.8
     joints[1, :, 0] += 40.0                                                      # one person entirely off the grid
-    centers = np.round(rng.uniform(0, 20, (num_people, 2)) * 8) / 8
+    centres = np.round(rng.uniform(0, 20, (num_people, 2)) * 8) / 8
     scales = rng.choice([5.0, 10.0, 15.0], num_people)                           # with ties
     sigma, radius = 1.5, 3.0
-    got = encode_targets(joints, centers, scales, size, sigma=sigma, radius=radius, max_people=6)
-    heatmaps, svf, ordinal, instance = _reference_encode(joints, centers, scales, size, sigma, radius)
+    got = encode_targets(joints, centres, scales, size, sigma=sigma, radius=radius, max_people=6)
+    heatmaps, svf, ordinal, instance = _reference_encode(joints, centres, scales, size, sigma, radius)
     torch.testing.assert_close(got.heatmaps.double(), torch.from_numpy(heatmaps), atol=1e-6, rtol=1e-5)
     assert torch.equal(got.instance_map, torch.from_numpy(instance))
     torch.testing.assert_close(got.svf.double(), torch.from_numpy(svf), atol=1e-6, rtol=1e-5)

@@ -17,11 +17,11 @@ INPUT, OUTPUT = 256, 64
 
 def _perfect_maps(frame, image_size):
     """Maps a perfect SpatialNet would output: GT heatmaps, KE = person index on its pixels, GT SVF."""
-    joints, centers, scales = people_to_arrays(frame.people)
+    joints, centres, scales = people_to_arrays(frame.people)
     joints_in = augment_joints(joints, NO_AUGMENTATION, image_size, (INPUT, INPUT))
-    centers_in = augment_points(centers, NO_AUGMENTATION, image_size, (INPUT, INPUT))
+    centres_in = augment_points(centres, NO_AUGMENTATION, image_size, (INPUT, INPUT))
     targets = encode_targets(joints_to_output_coords(joints_in, INPUT, OUTPUT),
-                             joints_to_output_coords(centers_in, INPUT, OUTPUT), scales, OUTPUT)
+                             joints_to_output_coords(centres_in, INPUT, OUTPUT), scales, OUTPUT)
     ke = targets.instance_map.float()[None].expand(joints.shape[1], -1, -1) * 3.0  # person n -> tag 3n
     return {"heatmaps": targets.heatmaps[None], "ke": ke[None].unsqueeze(-1),
             "svf": targets.svf[None] * SVF_NORMALISER}

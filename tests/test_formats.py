@@ -121,7 +121,7 @@ def random_person(rng: np.random.Generator, track_id: int, prediction: bool) -> 
         bbox_head=np.round(rng.uniform(0, 100, 4), 1),
         score=float(rng.random()) if prediction else None,
         keypoints_all=None if prediction else keypoints_all,
-        center=None if prediction else rng.uniform(0, 640, 2),
+        centre=None if prediction else rng.uniform(0, 640, 2),
         extra={"note": f"person {track_id}", "tags": [1, 2.5]} if track_id % 2 else {},
     )
 

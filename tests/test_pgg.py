@@ -181,8 +181,8 @@ def _gt_batch(num_people=3, num_joints=15, height=W, seed=0):
     xy = torch.randint(0, height, (1, num_people, num_joints, 2), generator=generator)
     indices = torch.stack([xy[..., 1] * height + xy[..., 0], torch.ones_like(xy[..., 0])], dim=-1)
     indices[0, 0, -1, 1] = 0
-    centers = xy.float().mean(dim=2)
-    return indices, centers
+    centres = xy.float().mean(dim=2)
+    return indices, centres
 
 
 def test_gather_points_reads_own_joint_map_and_sie():
@@ -201,26 +201,26 @@ def test_gather_points_reads_own_joint_map_and_sie():
 
 
 def test_pgg_loss_parts_vanish_at_their_optimum():
-    indices, centers = _gt_batch()
+    indices, centres = _gt_batch()
     points = gather_points(torch.zeros(1, 15, W, W), torch.zeros(1, 2, W, W), indices)
     tags = torch.tensor([0.0, 5.0, 10.0])[points.person][..., None]      # KE agree within people
-    refined = PGGOutput(ke=tags, sie=centers[0][points.person], embeddings=torch.zeros(1, 45, 3))
-    losses = pgg_loss(refined, points.person, points.valid, centers)
+    refined = PGGOutput(ke=tags, sie=centres[0][points.person], embeddings=torch.zeros(1, 45, 3))
+    losses = pgg_loss(refined, points.person, points.valid, centres)
     assert losses["ke_pull"].item() == 0.0
     assert losses["sie"].item() == 0.0
     assert losses["ke_push"].item() == pytest.approx(0.5 * (2 * np.exp(-25) + np.exp(-100)) / 3)
     # Off the optimum: SIE one normalised unit away from the centre everywhere gives L_SIE' = 1.
     moved = PGGOutput(ke=tags, sie=refined.sie + torch.tensor([SVF_NORMALISER, 0.0]), embeddings=refined.embeddings)
-    assert pgg_loss(moved, points.person, points.valid, centers)["sie"].item() == pytest.approx(1.0)
+    assert pgg_loss(moved, points.person, points.valid, centres)["sie"].item() == pytest.approx(1.0)
 
 
 def test_pgg_loss_gradients_reach_ke_and_svf_maps():
-    indices, centers = _gt_batch()
+    indices, centres = _gt_batch()
     ke_maps = (0.5 * torch.randn(1, 15, W, W)).requires_grad_(True)
     svf = torch.randn(1, 2, W, W).requires_grad_(True)
     points = gather_points(ke_maps, svf, indices)
     refined = PoseGuidedGrouping()(points.ke, points.sie, points.valid, W)
-    pgg_loss(refined, points.person, points.valid, centers)["total"].backward()
+    pgg_loss(refined, points.person, points.valid, centres)["total"].backward()
     touched = torch.zeros(W * W, dtype=torch.bool)
     touched[indices[0, ..., 0][indices[0, ..., 1] > 0]] = True
     assert ke_maps.grad.abs().sum() > 0 and svf.grad.abs().sum() > 0

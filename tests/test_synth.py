@@ -29,7 +29,7 @@ def annotation_arrays(clip) -> list[np.ndarray]:
     arrays = []
     for frame in clip.video.frames:
         for p in frame.people:
-            arrays += [np.array([p.track_id]), p.keypoints, p.keypoints_all, p.bbox, p.bbox_head, p.center]
+            arrays += [np.array([p.track_id]), p.keypoints, p.keypoints_all, p.bbox, p.bbox_head, p.centre]
     return arrays
 
 
@@ -121,9 +121,9 @@ def test_preset_shapes_names_and_ground_truth(preset):
             hx, hy, hw, hh = p.bbox_head
             for j in (0, 1, 2):   # nose, head_bottom, head_top inside the head box
                 assert hx - 0.5 <= everything[j, 0] <= hx + hw + 0.5 and hy - 0.5 <= everything[j, 1] <= hy + hh + 0.5
-            np.testing.assert_allclose(p.center, everything[JOINT_TO_SLOT17, :2].mean(axis=0))
-            if visible_inside(p.center[None], width, height)[0]:
-                assert x0 - 1 <= p.center[0] <= x0 + w + 1 and y0 - 1 <= p.center[1] <= y0 + h + 1
+            np.testing.assert_allclose(p.centre, everything[JOINT_TO_SLOT17, :2].mean(axis=0))
+            if visible_inside(p.centre[None], width, height)[0]:
+                assert x0 - 1 <= p.centre[0] <= x0 + w + 1 and y0 - 1 <= p.centre[1] <= y0 + h + 1
             # the head box is head-sized: 0.6 x diagonal within 40-110 % of the head_top - head_bottom distance
             head_size = 0.6 * np.hypot(hw, hh)
             head_height = np.linalg.norm(everything[2, :2] - everything[1, :2])

@@ -36,14 +36,14 @@ def fake_spatial(batch, channels, height, width, seed=0):
                            svf_final=0.1 * torch.randn(batch, 2, height, width, generator=generator))
 
 
-def person(joints_xy, track_id, center=None):
+def person(joints_xy, track_id, centre=None):
     """A Person whose first len(joints_xy) joints are present (poseval order -> 17 PoseTrack slots)."""
     from mpat_nb.skeleton import JOINT_TO_SLOT17
 
     keypoints = np.zeros((17, 3))
     for k, (x, y) in enumerate(joints_xy):
         keypoints[JOINT_TO_SLOT17[k]] = (x, y, 2)
-    return Person(keypoints, track_id=track_id, center=center)
+    return Person(keypoints, track_id=track_id, centre=centre)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,9 +203,9 @@ def _one_joint(*points):
 
 def test_tvf_targets_on_a_hand_made_pair():
     # frame t-1: track 7 at (3, 3), track 3 at (10, 8); frame t: track 3 at (12, 9), track 9 at (4, 12).
-    joints_previous, centers_previous = _one_joint((3, 3), (10, 8)), torch.tensor([[3.0, 4.0], [10.0, 9.0]])
-    joints_current, centers_current = _one_joint((12, 9), (4, 12)), torch.tensor([[12.5, 10.0], [4.0, 13.0]])
-    targets = encode_tvf_targets(joints_previous, centers_previous, [7, 3], joints_current, centers_current, [3, 9],
+    joints_previous, centres_previous = _one_joint((3, 3), (10, 8)), torch.tensor([[3.0, 4.0], [10.0, 9.0]])
+    joints_current, centres_current = _one_joint((12, 9), (4, 12)), torch.tensor([[12.5, 10.0], [4.0, 13.0]])
+    targets = encode_tvf_targets(joints_previous, centres_previous, [7, 3], joints_current, centres_current, [3, 9],
                                  (16, 16), radius=1.0)
     assert targets.forward.shape == (2, 16, 16) and targets.forward_mask.shape == (16, 16)
     # forward: only track 3's disk (5 pixels: radius 1) is labelled; T*(p) = (c_3^(t) - p) / Z
@@ -217,13 +217,13 @@ def test_tvf_targets_on_a_hand_made_pair():
     assert targets.backward_mask.sum() == 5 and targets.backward_mask[12, 4] == 0
     torch.testing.assert_close(targets.backward[:, 9, 13], torch.tensor([10.0 - 13, 9.0 - 9]) / SVF_NORMALISER)
 
-    empty = encode_tvf_targets(torch.zeros(0, K, 3), torch.zeros(0, 2), [], joints_current, centers_current,
+    empty = encode_tvf_targets(torch.zeros(0, K, 3), torch.zeros(0, 2), [], joints_current, centres_current,
                                [3, 9], 16)
     assert empty.forward_mask.sum() == 0 and empty.backward_mask.sum() == 0
     batch = collate_tvf_targets([targets, empty])
     assert batch.forward.shape == (2, 2, 16, 16) and batch.backward_mask.shape == (2, 16, 16)
     with pytest.raises(ValueError, match="repeat"):
-        encode_tvf_targets(joints_previous, centers_previous, [3, 3], joints_current, centers_current, [3, 9], 16)
+        encode_tvf_targets(joints_previous, centres_previous, [3, 3], joints_current, centres_current, [3, 9], 16)
 
 
 def test_tvf_of_overlapping_people_keeps_the_owner():
@@ -386,16 +386,16 @@ def test_people_entering_and_leaving_at_the_border():
     """Entering: partly out of view in t-1 (off-image joints dropped, centre off the grid), whole in t.
     Leaving: in view in t-1, wholly outside in t (dropped from t, its pixels of t-1 masked)."""
     blank = np.zeros((64, 64, 3), np.uint8)
-    entering_previous = person([(-12, 30), (-6, 34), (2, 36), (6, 40)], 5, center=(-4.0, 34.0))
-    entering_current = person([(8, 30), (14, 34), (22, 36), (26, 40)], 5, center=(16.0, 34.0))
-    leaving_previous = person([(56, 10), (60, 14), (62, 20)], 8, center=(59.0, 14.0))
-    leaving_current = person([(70, 10), (74, 14), (78, 20)], 8, center=(74.0, 14.0))
+    entering_previous = person([(-12, 30), (-6, 34), (2, 36), (6, 40)], 5, centre=(-4.0, 34.0))
+    entering_current = person([(8, 30), (14, 34), (22, 36), (26, 40)], 5, centre=(16.0, 34.0))
+    leaving_previous = person([(56, 10), (60, 14), (62, 20)], 8, centre=(59.0, 14.0))
+    leaving_current = person([(70, 10), (74, 14), (78, 20)], 8, centre=(74.0, 14.0))
     sample = make_pair_sample(blank, [entering_previous, leaving_previous], blank,
                               [entering_current, leaving_current], AugmentParams(), 64, 16)
     previous, current = sample["previous"], sample["current"]
     assert previous.track_ids.tolist() == [5, 8] and current.track_ids.tolist() == [5]   # 8 left the view
     assert int((previous.joints[0, :, 2] > 0).sum()) == 2                                 # only in-view joints stay
-    assert previous.centers[0, 0] < 0                                                     # centre off the grid
+    assert previous.centres[0, 0] < 0                                                     # centre off the grid
     grid = torch.tensor([-0.5, -0.5, 15.5, 15.5])
     for boxes in (previous.boxes, current.boxes):                                         # proposals inside the grid
         assert (boxes[:, :2] >= grid[:2]).all() and (boxes[:, 2:] <= grid[2:]).all()
@@ -403,7 +403,7 @@ def test_people_entering_and_leaving_at_the_border():
     # forward: the entering person's visible pixels point to its centre in t, which is in view
     y, x = int(previous.joints[0, 2, 1].round()), int(previous.joints[0, 2, 0].round())
     assert tvf.forward_mask[y, x] == 1
-    torch.testing.assert_close(tvf.forward[:, y, x], (current.centers[0] - torch.tensor([x, y])) / SVF_NORMALISER)
+    torch.testing.assert_close(tvf.forward[:, y, x], (current.centres[0] - torch.tensor([x, y])) / SVF_NORMALISER)
     # backward: its pixels of t point to the off-grid centre of t-1 (the vector leaves the grid, still supervised)
     y, x = int(current.joints[0, 0, 1].round()), int(current.joints[0, 0, 0].round())
     assert tvf.backward_mask[y, x] == 1 and tvf.backward[0, y, x] < 0

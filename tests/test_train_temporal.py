@@ -169,11 +169,11 @@ def test_end_point_error_perfect_and_zero_motion_fields():
     joints[0, :4] = torch.tensor([[10.0, 8, 1], [12, 8, 1], [11, 12, 1], [11, 16, 1]])
     moved = joints.clone()
     moved[0, :4, :2] += torch.tensor([3.0, 4.0])                # the person moves by (3, 4): 5 output pixels
-    centers = joints[..., :2][joints[..., 2] > 0].mean(0, keepdim=True)
-    previous = FramePeople(joints, centers, boxes_from_joints(joints, size), torch.tensor([5]))
-    current = FramePeople(moved, centers + torch.tensor([3.0, 4.0]), boxes_from_joints(moved, size), torch.tensor([5]))
-    targets = encode_tvf_targets(previous.joints, previous.centers, previous.track_ids, current.joints,
-                                 current.centers, current.track_ids, size)
+    centres = joints[..., :2][joints[..., 2] > 0].mean(0, keepdim=True)
+    previous = FramePeople(joints, centres, boxes_from_joints(joints, size), torch.tensor([5]))
+    current = FramePeople(moved, centres + torch.tensor([3.0, 4.0]), boxes_from_joints(moved, size), torch.tensor([5]))
+    targets = encode_tvf_targets(previous.joints, previous.centres, previous.track_ids, current.joints,
+                                 current.centres, current.track_ids, size)
     assert targets.forward_mask.sum() > 0 and targets.backward_mask.sum() > 0
     error, pixels = end_point_error(targets.forward, targets.forward, targets.forward_mask)
     assert error == 0 and pixels == int(targets.forward_mask.sum())

@@ -27,7 +27,7 @@ class Person:
     scores: (17,) per-keypoint confidence for predictions, or None (ground truth).
     bbox, bbox_head: (4,) x, y, w, h in pixels, or None.
     keypoints_all: (17, 3) every joint including hidden ones (v = 1), synthetic ground truth only.
-    center: (2,) person centre x, y in pixels (synthetic ground truth: the torso centre), or None.
+    centre: (2,) person centre x, y in pixels (synthetic ground truth: the torso centre), or None.
     extra: format-specific fields kept for a lossless round trip (e.g. COCO ``segmentation``).
     """
 
@@ -38,7 +38,7 @@ class Person:
     bbox_head: np.ndarray | None = None
     score: float | None = None
     keypoints_all: np.ndarray | None = None
-    center: np.ndarray | None = None
+    centre: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,8 +56,8 @@ class Person:
                 if value.shape != (4,):
                     raise ValueError(f"{name} must be [x, y, w, h], got {value.tolist()}")
                 setattr(self, name, value)
-        if self.center is not None:
-            self.center = np.asarray(self.center, dtype=np.float64).reshape(2)
+        if self.centre is not None:
+            self.centre = np.asarray(self.centre, dtype=np.float64).reshape(2)
         self.track_id = int(self.track_id)
 
     @property

@@ -41,26 +41,26 @@ def make_sample(
     """One training sample from an image and its people.
 
     image: (H, W, 3) uint8 RGB (grayscale (H, W) and RGBA (H, W, 4) are converted).
-    people: their ``joints`` (K, 3) are used, with ``center`` when every person has one.
+    people: their ``joints`` (K, 3) are used, with ``centre`` when every person has one.
     heatmap_sigma: the heatmap Gaussians' std in output pixels (None: ``encode_targets``'s default).
     """
     rgb = to_rgb(image)
     height, width = rgb.shape[:2]
     source, square = (width, height), (input_size, input_size)
-    joints, centers, scales = people_to_arrays(people)                   # (N, K, 3), (N, 2) | None, (N,)
+    joints, centres, scales = people_to_arrays(people)                   # (N, K, 3), (N, 2) | None, (N,)
     joints_in = augment_joints(joints, params, source, square)          # (N, K, 3) input pixels
     keep = (joints_in[..., 2] > 0).any(axis=1)                          # people still in view
-    centers_in = augment_points(centers[keep], params, source, square) if centers is not None else None
+    centres_in = augment_points(centres[keep], params, source, square) if centres is not None else None
     fit = min(input_size / width, input_size / height) * params.scale
     ratio = output_size / input_size
     joints_out = joints_to_output_coords(joints_in[keep], input_size, output_size)
-    centers_out = joints_to_output_coords(centers_in, input_size, output_size) if centers_in is not None else None
+    centres_out = joints_to_output_coords(centres_in, input_size, output_size) if centres_in is not None else None
     ignore = None
     if len(ignore_regions):
         mask = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mask, [np.round(p).astype(np.int32) for p in ignore_regions], 1)
         ignore = cv2.resize(augment_mask(mask, params, square), (output_size, output_size), interpolation=cv2.INTER_NEAREST)
-    targets = encode_targets(joints_out, centers_out, scales[keep] * fit * ratio, output_size, ignore_mask=ignore,
+    targets = encode_targets(joints_out, centres_out, scales[keep] * fit * ratio, output_size, ignore_mask=ignore,
                               sigma=heatmap_sigma)
     pixels = torch.from_numpy(np.ascontiguousarray(augment_image(rgb, params, square))).permute(2, 0, 1)
     return {"image": pixels.float().div_(255.0), "targets": targets}
@@ -76,12 +76,12 @@ def people_to_arrays(people: Sequence[Person]) -> tuple[np.ndarray, np.ndarray |
     if not people:
         return np.zeros((0, NUM_JOINTS, 3)), np.zeros((0, 2)), np.zeros(0)
     joints = np.stack([p.joints for p in people])
-    centers = np.stack([p.center for p in people]) if all(p.center is not None for p in people) else None
+    centres = np.stack([p.centre for p in people]) if all(p.centre is not None for p in people) else None
     scales = []
     for person in people:
         box = person.bbox if person.bbox is not None else person.keypoint_box()
         scales.append(float(np.hypot(box[2], box[3])) if box is not None else 0.0)
-    return joints, centers, np.asarray(scales)
+    return joints, centres, np.asarray(scales)
 
 
 class SyntheticSpatialDataset(Dataset):

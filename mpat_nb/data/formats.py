@@ -22,13 +22,13 @@ What each format keeps (everything else is recomputed on write):
 
 * PoseTrack18: image ``file_name, id, width, height, is_labeled, ignore_regions_x/_y``; annotation
   ``track_id, keypoints, scores ([] = None), bbox, bbox_head, score`` and the synthetic-GT fields
-  ``keypoints_all`` and ``center``; unknown annotation fields go to ``Person.extra`` and are written
+  ``keypoints_all`` and ``centre``; unknown annotation fields go to ``Person.extra`` and are written
   back. ``id``, ``category_id``, ``num_keypoints``, ``iscrowd``, ``frame_id``, ``vid_id`` and
   ``nframes`` are regenerated (annotation id = image id x 100 + index, as in the real files).
 * PoseTrack17: image name, ``is_labeled``, ignore regions, head box, ``track_id``, person score, joints
   with ``score`` and ``is_visible`` (= v). Not representable (dropped): ears, ``bbox``, width/height,
   image ids (a frame's ``image_id`` becomes its position), scores of absent joints, ``keypoints_all``,
-  ``center``, extras.
+  ``centre``, extras.
 * COCO: the original ``(K, 3)`` keypoint array (``extra["coco_keypoints"]``), its category
   (``extra["coco_category"]``) and every other annotation field (``id``, ``area``, ``segmentation``,
   ``iscrowd``, ``num_keypoints``, ``category_id``, ...) in ``Person.extra``, so load -> save -> load is
@@ -389,7 +389,7 @@ def _pt18_person(ann: dict, where: str, names: list[str], source: np.ndarray, sl
         bbox_head=_optional_numbers(ann.get("bbox_head"), 4, f"{where}: bbox_head"),
         score=None if ann.get("score") is None else float(ann["score"]),
         keypoints_all=_optional_numbers(ann.get("keypoints_all"), 3 * NUM_KEYPOINTS_17, f"{where}: keypoints_all"),
-        center=_optional_numbers(ann.get("center"), 2, f"{where}: center"),
+        centre=_optional_numbers(ann.get("center"), 2, f"{where}: center"),
         extra={key: value for key, value in ann.items() if key not in _PT18_OWN_FIELDS},
     )
 
@@ -426,10 +426,11 @@ def _pt18_annotation(person: Person, image_id: int, annotation_id: int) -> dict:
         "scores": [] if person.scores is None else _json_numbers(person.scores),
         "num_keypoints": int(np.count_nonzero(keypoints[:, 2] > 0)), "iscrowd": False,
     })
-    for name in ("bbox", "bbox_head", "keypoints_all", "center"):
+    for key, name in (("bbox", "bbox"), ("bbox_head", "bbox_head"), ("keypoints_all", "keypoints_all"),
+                      ("center", "centre")):                      # PoseTrack's JSON key, our field name
         value = getattr(person, name)
         if value is not None:
-            annotation[name] = _json_numbers(value)
+            annotation[key] = _json_numbers(value)
     if person.score is not None:
         annotation["score"] = float(person.score)
     return annotation

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mpat_nb.codec import centers_and_scales_from_joints, joints_to_output_coords
+from mpat_nb.codec import centres_and_scales_from_joints, joints_to_output_coords
 from mpat_nb.codec_temporal import TVFTargets, boxes_from_joints, collate_tvf_targets, encode_tvf_targets
 from mpat_nb.config import MAX_FRAME_GAP
 from mpat_nb.data.annotations import Person
@@ -48,12 +48,12 @@ CLIP_FRAMES = 16
 class FramePeople(DeviceMovable):
     """The people of one augmented frame, on the output grid (pixel-centre convention).
 
-    joints: (N, K, 3) x, y, v; centers: (N, 2); boxes: (N, 4) x1, y1, x2, y2 (HE proposals);
+    joints: (N, K, 3) x, y, v; centres: (N, 2); boxes: (N, 4) x1, y1, x2, y2 (HE proposals);
     track_ids: (N,) int64. Only people with a visible joint after augmentation are listed.
     """
 
     joints: torch.Tensor
-    centers: torch.Tensor
+    centres: torch.Tensor
     boxes: torch.Tensor
     track_ids: torch.Tensor
 
@@ -95,13 +95,13 @@ def make_pair_sample(image_previous: np.ndarray, people_previous: Sequence[Perso
     """One training pair: both frames get the same augmentation ``params``; TVF targets from their track ids.
 
     images: (H, W, 3) uint8 RGB (grayscale / RGBA converted); people: with ``joints``, ``track_id`` and, if every
-    person has one, ``center``. Frames of unequal size are fine: each is letterboxed into the same square input
+    person has one, ``centre``. Frames of unequal size are fine: each is letterboxed into the same square input
     by the same parameters (for equal sizes the two affine maps are identical).
     """
     previous_image, previous = augment_frame(image_previous, people_previous, params, input_size, output_size)
     current_image, current = augment_frame(image_current, people_current, params, input_size, output_size)
-    tvf = encode_tvf_targets(previous.joints, previous.centers, previous.track_ids,
-                             current.joints, current.centers, current.track_ids, output_size)
+    tvf = encode_tvf_targets(previous.joints, previous.centres, previous.track_ids,
+                             current.joints, current.centres, current.track_ids, output_size)
     return {"image_previous": previous_image, "image_current": current_image, "previous": previous,
             "current": current, "tvf": tvf, "frame_gap": int(frame_gap), "clip_key": int(clip_key)}
 
@@ -200,19 +200,19 @@ def augment_frame(image: np.ndarray, people: Sequence[Person], params: AugmentPa
     """
     rgb = to_rgb(image)
     source, square = (rgb.shape[1], rgb.shape[0]), (input_size, input_size)
-    joints, centers, _ = people_to_arrays(people)                               # (N, K, 3), (N, 2) | None
+    joints, centres, _ = people_to_arrays(people)                               # (N, K, 3), (N, 2) | None
     joints_in = augment_joints(joints, params, source, square)                 # input pixels; out of view -> absent
     keep = (joints_in[..., 2] > 0).any(axis=1)                                  # people still in view
     joints_out = torch.as_tensor(joints_to_output_coords(joints_in[keep], input_size, output_size), dtype=torch.float32)
-    if centers is not None:
-        centers_in = augment_points(centers[keep], params, source, square)
-        centers_out = torch.as_tensor(joints_to_output_coords(centers_in, input_size, output_size), dtype=torch.float32)
+    if centres is not None:
+        centres_in = augment_points(centres[keep], params, source, square)
+        centres_out = torch.as_tensor(joints_to_output_coords(centres_in, input_size, output_size), dtype=torch.float32)
     else:                                                                       # docs/method.md 6, choice 6
-        centers_out = centers_and_scales_from_joints(joints_out)[0]
+        centres_out = centres_and_scales_from_joints(joints_out)[0]
     track_ids = torch.as_tensor([p.track_id for p in people], dtype=torch.int64)[torch.from_numpy(keep)]
     boxes = boxes_from_joints(joints_out, output_size) if len(joints_out) else torch.zeros(0, 4)
     pixels = torch.from_numpy(np.ascontiguousarray(augment_image(rgb, params, square))).permute(2, 0, 1)
-    return pixels.float().div_(255.0), FramePeople(joints_out, centers_out.reshape(-1, 2), boxes, track_ids)
+    return pixels.float().div_(255.0), FramePeople(joints_out, centres_out.reshape(-1, 2), boxes, track_ids)
 
 
 def tvf_on_short_gaps(tvf: TVFTargets, frame_gap: torch.Tensor, max_frame_gap: int) -> TVFTargets:

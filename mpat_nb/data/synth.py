@@ -37,7 +37,7 @@ Ground truth conventions (per frame, per listed person):
   The ears (slots 3-4) are always absent.
 * ``keypoints_all`` (17, 3): every joint projected, v = 2 visible, v = 1 hidden or outside the
   image (coordinates kept); ears 0, 0, 0.
-* ``center`` (2,): the mean of the 15 annotated joints of ``keypoints_all`` (hidden ones included),
+* ``centre`` (2,): the mean of the 15 annotated joints of ``keypoints_all`` (hidden ones included),
   a torso-ish point that does not jump when a joint becomes hidden; it can lie outside the image.
 * ``bbox``: the whole drawn silhouette (not reduced by occlusion), clipped to the image.
   ``bbox_head``: around the drawn head and head_bottom, not clipped: ``0.6 x diagonal`` is about
@@ -356,7 +356,7 @@ class Clip:
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``out_dir/images/<name>/000000.jpg ...`` (JPEG quality 95) and
-        ``out_dir/annotations/<name>.json`` (PoseTrack18, with keypoints_all and center); return the JSON path."""
+        ``out_dir/annotations/<name>.json`` (PoseTrack18, with keypoints_all and centre); return the JSON path."""
         from mpat_nb.data.formats import save_posetrack18, write_frames
 
         out = Path(out_dir)
@@ -982,7 +982,7 @@ def _ground_truth(drawn: list, k: int, instance_mask: np.ndarray) -> tuple[list[
     for n, (_, drawing) in enumerate(drawn):
         if visible[n].any():
             people.append(Person(keypoints=keypoints[n], track_id=int(track_ids[n]), bbox=drawing.bbox,
-                                 bbox_head=drawing.head_box, keypoints_all=keypoints_all[n], center=centres[n]))
+                                 bbox_head=drawing.head_box, keypoints_all=keypoints_all[n], centre=centres[n]))
         elif inside[n, JOINT_TO_SLOT17].any():
             occluded.append(int(track_ids[n]))
     people.sort(key=lambda person: person.track_id)

@@ -146,7 +146,7 @@ assert hidden_fraction(clips["occlusion"]) > 0.05
 # `Clip.save` writes frames and one PoseTrack18 JSON file per clip, exactly what the official tool reads.
 # A joint is written only when it is **visible**: visibility comes from the rendered instance mask, so a
 # joint behind another person is absent (`0, 0, 0`), as in PoseTrack. Synthetic files also keep
-# `keypoints_all` (every joint, hidden ones with `v = 1`) and the person `center` for the dense targets
+# `keypoints_all` (every joint, hidden ones with `v = 1`) and the person `centre` for the dense targets
 # of later notebooks.
 
 # %%

@@ -402,7 +402,7 @@ print(f"{int(near_joint.sum())} labelled pixels, centre {centre.tolist()}")
 svf_pixels = targets.svf.numpy() * SVF_NORMALISER                  # (2, H, W) offsets in grid pixels
 labelled = targets.svf_mask.numpy() > 0
 owner_index = targets.instance_map.numpy() - 1                     # -1 = nobody
-centres = targets.centers.numpy()
+centres = targets.centres.numpy()
 rows, cols = np.nonzero(labelled & ((np.arange(OUTPUT)[:, None] + np.arange(OUTPUT)[None]) % 2 == 0))
 colours = plt.get_cmap("tab10")(owner_index[rows, cols] % 10)              # every other pixel, by owner
 
@@ -460,7 +460,7 @@ from mpat_nb.codec import ordinal_values
 
 xs_of_people = centres[people, 0]
 by_hand = np.argsort(np.argsort(xs_of_people, kind="stable"), kind="stable") / max(len(people) - 1, 1)
-columns = ordinal_values(targets.centers[people], torch.ones(len(people)))          # (N, 6)
+columns = ordinal_values(targets.centres[people], torch.ones(len(people)))          # (N, 6)
 assert_close(columns[:, ORDINAL_RELATIONS.index("left_to_right")], torch.tensor(by_hand, dtype=torch.float32))
 assert_close(columns[:, ORDINAL_RELATIONS.index("right_to_left")], 1 - torch.tensor(by_hand, dtype=torch.float32))
 print("left-to-right ranks by hand:", np.round(by_hand, 2))

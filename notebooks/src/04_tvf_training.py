@@ -81,8 +81,8 @@ frames = [augment_frame(image, frame.people, NO_AUGMENTATION, INPUT, OUTPUT)
           for image, frame in zip(clip.frames, clip.video.frames)]           # [(image (3, S, S), FramePeople)]
 T_PREVIOUS = 1
 (image_previous, people_previous), (image_current, people_current) = frames[T_PREVIOUS], frames[T_PREVIOUS + 1]
-targets = encode_tvf_targets(people_previous.joints, people_previous.centers, people_previous.track_ids,
-                             people_current.joints, people_current.centers, people_current.track_ids, OUTPUT)
+targets = encode_tvf_targets(people_previous.joints, people_previous.centres, people_previous.track_ids,
+                             people_current.joints, people_current.centres, people_current.track_ids, OUTPUT)
 print(f"{clip.video.name}: frames {T_PREVIOUS} and {T_PREVIOUS + 1}, people {people_previous.track_ids.tolist()} "
       f"and {people_current.track_ids.tolist()}")
 print(f"targets: forward {tuple(targets.forward.shape)}, {int(targets.forward_mask.sum())} labelled pixels; "
@@ -101,7 +101,7 @@ from mpat_nb.codec import encode_targets
 
 def forward_target_by_hand(previous, current, size):
     """(T* (2, H, W), mask (H, W)): every pixel owned by a person of frame t-1 points to its centre in frame t."""
-    owner = encode_targets(previous.joints, previous.centers, torch.zeros(len(previous.joints)), (size, size),
+    owner = encode_targets(previous.joints, previous.centres, torch.zeros(len(previous.joints)), (size, size),
                            max_people=max(len(previous.joints), 1)).instance_map         # (H, W), 0 = nobody
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
                             indexing="ij")
@@ -110,7 +110,7 @@ def forward_target_by_hand(previous, current, size):
         partner = (current.track_ids == track_id).nonzero()
         if len(partner) == 0:                       # left the picture: no target
             continue
-        centre = current.centers[partner[0, 0]]     # c_n^(t)
+        centre = current.centres[partner[0, 0]]     # c_n^(t)
         owned = owner == n + 1
         field[0][owned] = (centre[0] - xs[owned]) / SVF_NORMALISER
         field[1][owned] = (centre[1] - ys[owned]) / SVF_NORMALISER
@@ -131,7 +131,7 @@ ys, xs = torch.meshgrid(torch.arange(OUTPUT, dtype=torch.float32), torch.arange(
                         indexing="ij")
 tie_target = torch.stack([xs, ys]) + SVF_NORMALISER * targets.forward                     # (2, H, W)
 landing = tie_target[:, targets.forward_mask > 0].T                                       # (P, 2)
-distance_to_centres = torch.cdist(landing, people_current.centers).amin(dim=1)            # (P,)
+distance_to_centres = torch.cdist(landing, people_current.centres).amin(dim=1)            # (P,)
 print(f"largest distance of TIE*(p) to a centre of frame t: {distance_to_centres.max():.2e} output px")
 assert distance_to_centres.max() < 1e-3
 
@@ -158,7 +158,7 @@ def draw_arrows(ax, field, mask, colour, step=2, label=None):
 
 
 def draw_centres(ax, people, marker):
-    for track_id, (x, y) in zip(people.track_ids.tolist(), people.centers.tolist()):
+    for track_id, (x, y) in zip(people.track_ids.tolist(), people.centres.tolist()):
         ax.scatter([x], [y], s=90, marker=marker, color=np.array(track_color(track_id)) / 255, edgecolors="k")
 
 
@@ -280,8 +280,8 @@ with torch.no_grad():
 def predict_pair(gap):
     """(targets, prediction forward (2, H, W), backward (2, H, W)) for frames T_PREVIOUS and T_PREVIOUS + gap."""
     i, j = T_PREVIOUS, T_PREVIOUS + gap
-    pair_targets = encode_tvf_targets(frames[i][1].joints, frames[i][1].centers, frames[i][1].track_ids,
-                                      frames[j][1].joints, frames[j][1].centers, frames[j][1].track_ids, OUTPUT)
+    pair_targets = encode_tvf_targets(frames[i][1].joints, frames[i][1].centres, frames[i][1].track_ids,
+                                      frames[j][1].joints, frames[j][1].centres, frames[j][1].track_ids, OUTPUT)
     with torch.no_grad():
         forward, backward = temporal.temporal_instance(
             clip_maps.features[i:i + 1], clip_maps.heatmaps_final[i:i + 1], clip_maps.svf_final[i:i + 1],
