@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSON file of SpatialTrainConfig fields (temporal: TemporalTrainConfig), e.g. "
                             "configs/paper_spatial.json; the flags given on the command line override it")
     train.add_argument("--preset", default=None,
-                       help="model preset: tiny, small or paper (temporal: the TemporalNet preset, tiny or paper); "
+                       help="model preset: tiny, small or paper (temporal: the TemporalNet preset, the same three); "
                             "default: tiny")
     train.add_argument("--steps", type=int, default=None, help="optimiser steps; default: 3000")
     train.add_argument("--epochs", type=float, default=None,

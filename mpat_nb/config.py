@@ -285,6 +285,17 @@ TEMPORAL_PRESETS: dict[str, TemporalNetConfig] = {
         name="paper", spatial_preset="paper", feature_channels=256,
         description="the paper's TemporalNet: ResNet-50 res3-res5 HE (3072-d), 256-ch one-stage-hourglass TIE",
     ),
+    # small: reads SpatialNet small (128 ch, 64 x 64 grid), for a Colab GPU (notebook 07). The tiny design at twice
+    # its width: HE stages at 1/4 of ResNet-50's widths, two blocks in res3 and res4 (HE: 256 + 512 = 768-d), the
+    # tiny RoI and strides (same grid), a 128-ch residual TIE with two head convs [I: not trained beyond notebook 07].
+    "small": TemporalNetConfig(
+        name="small", spatial_preset="small", feature_channels=128,
+        roi_size=(16, 8), he_stage_blocks=(2, 2, 3), he_stage_planes=(32, 64, 128), he_stage_strides=(1, 2, 2),
+        mid_level_dim=256, tie_channels=128, tie_hourglass_depth=4, tie_increase=64, tie_head_convs=2,
+        tie_residual=True, he_image_input=True,
+        description="a Colab GPU: 768-d HE (1/4-width ResNet stages, features + RGB), 128-ch residual TIE, "
+                    "reads SpatialNet small",
+    ),
     # tiny: reads SpatialNet tiny (96 ch, 64 x 64 grid). Every HE width is 1/8 of ResNet-50's and res3/res4
     # keep one block each (res5 keeps three: a, b and the high-level c); the RoI is halved (people are ~20-40
     # output pixels tall at 64 x 64) and res3 does not stride, so res5 still sees a 4 x 2 grid. HE: 128 + 256.

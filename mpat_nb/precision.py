@@ -4,10 +4,10 @@
 ``"bf16"``) into a :class:`Precision`; :meth:`Precision.autocast` is the context the forward pass runs in.
 
 * ``"auto"``: bf16 autocast on a CPU with native bf16 instructions (x86 AVX512-BF16 / AMX, ARM BF16), bf16 on a
-  CUDA GPU that supports it and fp16 with gradient scaling on one that does not; fp32 elsewhere (MPS, older CPUs,
-  where emulated bf16 is slower than fp32).
+  CUDA GPU with bf16 tensor cores (compute capability >= 8.0) and fp16 with gradient scaling on an older one (a T4);
+  fp32 elsewhere (MPS, older CPUs, where emulated bf16 is slower than fp32).
 * ``"fp32"``: no autocast.
-* ``"bf16"``: bf16 autocast on any CPU or CUDA device (on a CPU without native bf16 it runs, slowly).
+* ``"bf16"``: bf16 autocast on any CPU or CUDA device that can run it (without native bf16 it runs, slowly).
 
 Channels-last (NHWC strides, the tensors keep their NCHW shapes) goes with autocast on a CPU or a GPU: oneDNN and
 cuDNN pick their fast bf16 convolutions for that layout [measured on a 2-core AVX512-BF16 CPU: bf16 alone 1.35x,
@@ -50,6 +50,17 @@ def cpu_has_native_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True for a CUDA GPU with bf16 tensor cores (compute capability 8.0 or more: A100, L4, H100, ...) and for ROCm.
+
+    Not ``torch.cuda.is_bf16_supported()``: it also says True where bf16 is only emulated (a T4, compute capability
+    7.5, as on Colab's free tier), where fp16 with gradient scaling is the fast choice.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 @dataclass(frozen=True)
 class Precision:
     """What a run computes in: ``dtype`` None is plain float32; ``scale_gradients`` for fp16 (CUDA only)."""
@@ -87,8 +98,8 @@ def resolve_precision(name: str, device: torch.device | str) -> Precision:
     kind = device.type
     if name == "fp32" or kind not in ("cpu", "cuda") or (name == "auto" and kind == "cpu" and not cpu_has_native_bf16()):
         return Precision("fp32", kind)
-    if kind == "cuda" and not torch.cuda.is_bf16_supported():
-        if name == "bf16":
-            raise InputError("this GPU has no bf16: use --precision auto (fp16 with gradient scaling) or fp32")
+    if kind == "cuda" and name == "bf16" and not torch.cuda.is_bf16_supported():
+        raise InputError("this GPU has no bf16: use --precision auto (fp16 with gradient scaling) or fp32")
+    if kind == "cuda" and name == "auto" and not cuda_has_native_bf16(device):
         return Precision("fp16", kind, torch.float16, channels_last=True, scale_gradients=True)
     return Precision("bf16", kind, torch.bfloat16, channels_last=True)

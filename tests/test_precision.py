@@ -37,6 +37,21 @@ def test_auto_follows_the_cpus_bf16_instructions(monkeypatch):
     assert isinstance(cpu_has_native_bf16(), bool)
 
 
+def test_auto_on_cuda_is_bf16_only_with_bf16_tensor_cores(monkeypatch):
+    """A T4 (compute capability 7.5) emulates bf16 (torch.cuda.is_bf16_supported() is True there): auto takes fp16
+    with gradient scaling; an A100 (8.0) takes bf16; an explicit bf16 still runs wherever torch can."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    for capability, expected in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        chosen = resolve_precision("auto", "cuda")
+        assert chosen.name == expected and chosen.scale_gradients == (expected == "fp16") and chosen.channels_last
+        assert resolve_precision("bf16", "cuda").name == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    with pytest.raises(InputError, match="no bf16"):
+        resolve_precision("bf16", "cuda")
+
+
 def test_unknown_precision_names_the_choices():
     with pytest.raises(InputError, match="auto, fp32, bf16"):
         resolve_precision("fp8", "cpu")

@@ -103,6 +103,22 @@ def test_paper_preset_shapes_on_meta_device():
     assert model.temporal_instance.reduce[0].in_channels == 546
 
 
+def test_small_preset_reads_spatialnet_small_on_meta_device():
+    config = get_temporal_config("small")
+    config.check_spatial("small")
+    with torch.device("meta"):
+        model = TemporalNet(config)
+        previous, current = (SimpleNamespace(features=torch.zeros(2, 128, 64, 64),
+                                             heatmaps_final=torch.zeros(2, K, 64, 64),
+                                             svf_final=torch.zeros(2, 2, 64, 64)) for _ in range(2))
+        boxes = [torch.zeros(3, 4), torch.zeros(0, 4)]
+        images = torch.zeros(2, 3, 256, 256)
+        out = model(previous, current, boxes, boxes, images, images)
+    assert [tuple(e.shape) for e in out.human_embedding_current] == [(3, 768), (0, 768)]
+    assert out.tvf_forward.shape == out.tvf_backward.shape == (2, 2, 64, 64)
+    assert model.temporal_instance.reduce[0].in_channels == 2 * (128 + K + 2)
+
+
 def test_zero_proposals_in_the_whole_batch_leave_batchnorm_alone():
     model = HumanEmbeddingBranch(MICRO).train()
     before = model.res3[0].bn1.running_mean.clone()
