@@ -66,15 +66,19 @@ assert (LOSS_WEIGHTS["det"], LOSS_WEIGHTS["ke"], LOSS_WEIGHTS["sie"], LOSS_WEIGH
 # We use the `tiny` preset's sizes (input $256 \times 256$, output $64 \times 64$), the ones of the shipped
 # checkpoint in sections 7-8, so targets and predictions live on the same grid. The clip comes from
 # `data_samples/` when the repository has it, otherwise from the generator with a *validation* seed (never
-# seen in training); we show the frame with about four people (crowds make busy pictures).
+# seen in training). We take the first frame with three to five people that is sharp (no motion blur) and whose
+# people hardly overlap, so that every target below can be read person by person, and a few frames around it.
 # `make_sample` letterboxes it into the square input and encodes the targets.
 
 # %%
 from pathlib import Path
 
+import cv2
+
 from mpat_nb.data.augment import NO_AUGMENTATION
 from mpat_nb.data.datasets import make_sample
 from mpat_nb.data.formats import load_posetrack18, read_image
+from mpat_nb.tracking.costs import box_iou
 
 TINY = get_spatial_config("tiny")
 INPUT, OUTPUT = TINY.input_size, TINY.output_size
@@ -84,34 +88,48 @@ CLIP_FRAMES = 4 if FAST else 8
 def find_data_samples() -> Path | None:
     """The repository's data_samples/ folder (next to the notebooks or one level up), if it holds clips."""
     for root in (Path("data_samples"), Path("..") / "data_samples"):
-        if any((root / "annotations").glob("*mixed*.json")):
+        if any((root / "annotations").glob("*.json")):
             return root
     return None
 
 
-def readable_frame(video, wanted=4):
-    """Index of the frame whose number of people is nearest to ``wanted`` (the latest on ties)."""
-    counts = np.array([len(frame.people) for frame in video.frames])
-    return int(len(counts) - 1 - np.argmin(np.abs(counts[::-1] - wanted)))
+def clear_frame(frames, video, people_range=(3, 5), max_overlap=0.1, min_sharpness=1000.0):
+    """The first frame with 3-5 people whose keypoint boxes hardly overlap (summed pairwise IoU) and which is
+    sharp (variance of the Laplacian: motion blur lowers it), or None."""
+    for t, frame in enumerate(video.frames):
+        boxes = np.array([[x, y, x + w, y + h] for person in frame.people
+                          if (box := person.keypoint_box()) is not None for x, y, w, h in [box]]).reshape(-1, 4)
+        sharpness = cv2.Laplacian(cv2.cvtColor(frames[t], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+        if (people_range[0] <= len(boxes) <= people_range[1] and sharpness >= min_sharpness
+                and np.triu(box_iou(boxes, boxes), k=1).sum() <= max_overlap):
+            return t
+    return None
+
+
+def sample_clips():
+    """(frames (T, H, W, 3) uint8, Video) of data_samples/'s clips, then of validation-seed 'mixed' clips."""
+    root = find_data_samples()
+    for path in sorted((root / "annotations").glob("*.json")) if root is not None else []:
+        video = load_posetrack18(path)
+        yield np.stack([read_image(root / f.file_name) for f in video.frames]), video
+    from mpat_nb.data.synth import generate_clip, split_seeds
+    for seed in split_seeds("val", 20):
+        clip = generate_clip(preset="mixed", seed=int(seed), num_frames=3 * CLIP_FRAMES, size=(256, 256))
+        yield clip.frames, clip.video
 
 
 def load_sample_clip():
-    """(frames (T, H, W, 3) uint8, Video) of a 'mixed' clip: data_samples/, else a validation-seed clip."""
-    root = find_data_samples()
-    if root is not None:
-        video = load_posetrack18(sorted((root / "annotations").glob("*mixed*.json"))[0])
-        video.frames = video.frames[:CLIP_FRAMES]
-        return np.stack([read_image(root / f.file_name) for f in video.frames]), video
-    from mpat_nb.data.synth import generate_clip, split_seeds
-    for seed in split_seeds("val", 10):                             # the first clip with a readable frame
-        clip = generate_clip(preset="mixed", seed=int(seed), num_frames=CLIP_FRAMES, size=(256, 256))
-        if 3 <= len(clip.video.frames[readable_frame(clip.video)].people) <= 6:
-            break
-    return clip.frames, clip.video
+    """CLIP_FRAMES frames around the first clear frame of :func:`sample_clips`, and its index among them."""
+    for frames, video in sample_clips():
+        t = clear_frame(frames, video)
+        if t is not None:
+            start = int(np.clip(t - CLIP_FRAMES // 2, 0, len(frames) - CLIP_FRAMES))
+            video.frames = video.frames[start:start + CLIP_FRAMES]
+            return frames[start:start + CLIP_FRAMES], video, t - start
+    raise RuntimeError("no clear frame with 3-5 people in the sample clips")
 
 
-frames, video = load_sample_clip()
-T_SHOW = readable_frame(video)
+frames, video, T_SHOW = load_sample_clip()
 sample = make_sample(frames[T_SHOW], video.frames[T_SHOW].people, NO_AUGMENTATION, INPUT, OUTPUT)
 image = (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)   # (INPUT, INPUT, 3)
 targets = sample["targets"]
