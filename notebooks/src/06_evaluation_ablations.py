@@ -204,9 +204,14 @@ assert sum(shares["ground truth", "HE+TIE"][:2]) < 1.0, "GT poses should leave (
 
 # %% [markdown]
 # With predicted poses, **misses and false positives dominate**: the `tiny` detector misses many thin joints
-# (its mAP is between about 37 and 72 on these presets), so a tracker can win or lose only the points that
-# switches cost. With ground-truth poses, misses and false positives vanish and MOTA is 100 minus the
-# switches: that table is the one that compares the trackers.
+# (its mAP per preset is printed below), so a tracker can win or lose only the points that switches cost.
+# With ground-truth poses, misses and false positives vanish and MOTA is 100 minus the switches: that table
+# is the one that compares the trackers.
+
+# %%
+detector_maps = {p: result_of[("predicted", p, "HE+TIE")].result.total_map for p in PRESET_NAMES}
+print("detector mAP per preset (predicted poses):", {p: round(m, 1) for p, m in detector_maps.items()})
+print(f"between {min(detector_maps.values()):.1f} and {max(detector_maps.values()):.1f}")
 #
 # ## 5. MOTA and id switches by preset
 #
@@ -310,24 +315,46 @@ for preset in ("interaction", "occlusion", "shot_change", "crowd"):
         print(f"{preset:12s} {source:13s} memory consulted in {consulted:3d} frames, {refound:3d} tracks re-found")
 
 # %% [markdown]
-# What the full-size run (4 clips $\times$ 30 frames per preset; fast mode reads one 10-frame clip per preset,
-# so its numbers above can differ) shows, with the shipped `tiny` models and the calibrated `TrackerConfig`:
-#
-# * **Predicted poses: ours ahead of geometry.** On `mixed` HE+TIE reaches 33.1 total MOTA against 29.0
-#   (greedy OKS) and 28.7 (Hungarian IoU) on the same detections, and makes fewer switches than both on every
-#   preset but `crowd`, where greedy OKS is ahead (32.2 against 30.4). TIE only is 5-14 points below HE+TIE.
-# * **HE and TIE are complementary.** With ground-truth poses on `mixed`, HE+TIE (99.4, 35 switches) beats HE
-#   only (98.9, 68) and TIE only (86.7, 846): the TIE branch alone confuses people close together, but as a
-#   second term (weight 0.1, chosen by the calibration on training clips) it halves HE's switches there.
-# * **Shot cuts and camera motion vs. geometry.** Under camera motion the HE variants make no switch, the
-#   baselines 15-17; on `shot_change` HE+TIE makes 15 switches against 99-115 (the tracker detects the cut and
-#   leaves TIE and the memory's predicted position out of the cost there, notebook 05).
-# * **Memory helps where people come back**: with GT poses HE+TIE+memory cuts the switches on `interaction`
-#   from 91 to 19 and on `occlusion` from 83 to 71.
-# * **Crowds stay hard**: with GT poses greedy OKS (98.2) is still the best tracker on `crowd` (HE+TIE 97.8).
-#
-# These are the full-size figures of `python scripts/evaluate_tracking.py` (README); fast mode's one short clip
-# per preset can rank the trackers differently.
+# What the tables say, printed from them (at full size, 4 clips $\times$ 30 frames per preset, these are the
+# README's figures of `python scripts/evaluate_tracking.py`; fast mode's one short clip per preset can rank the
+# trackers differently). Each line is a question of the paper or of this project:
+
+# %%
+def mota(source, preset, variant):
+    return result_of[(source, preset, variant)].result.total_mota
+
+
+def switches(source, preset, variant):
+    return result_of[(source, preset, variant)].id_switches
+
+
+BASELINES = ("greedy OKS", "Hungarian IoU")
+print("predicted poses, mixed, total MOTA:", {v: round(mota("predicted", "mixed", v), 1)
+                                               for v in ("HE+TIE", *BASELINES)})
+fewer = [p for p in PRESET_NAMES if switches("predicted", p, "HE+TIE") < min(switches("predicted", p, b)
+                                                                            for b in BASELINES)]
+print(f"presets where HE+TIE makes fewer switches than both baselines (predicted poses): {fewer}")
+for variant in ("HE+TIE", "HE only", "TIE only"):                   # the paper's complementarity
+    print(f"ground-truth poses, mixed, {variant:8s}: MOTA {mota('ground truth', 'mixed', variant):5.1f}, "
+          f"{switches('ground truth', 'mixed', variant)} switches")
+for preset in ("camera_motion", "shot_change", "interaction", "occlusion", "crowd"):
+    print(f"ground-truth poses, {preset:13s} switches:",
+          {v: switches("ground truth", preset, v) for v in ("HE+TIE", "HE+TIE+memory", *BASELINES)})
+best_on_crowd = max(VARIANTS, key=lambda v: mota("ground truth", "crowd", v))
+print(f"best tracker on crowd with ground-truth poses: {best_on_crowd}")
+if not FAST:                                                        # the README's claims, at full size
+    assert mota("predicted", "mixed", "HE+TIE") > max(mota("predicted", "mixed", b) for b in BASELINES)
+    assert switches("ground truth", "shot_change", "HE+TIE") < min(switches("ground truth", "shot_change", b)
+                                                                    for b in BASELINES)
+
+# %% [markdown]
+# * **Predicted poses**: on `mixed` the first line compares ours with geometry on the same detections.
+# * **HE and TIE complementary?** The paper's claim holds where HE+TIE has fewer switches than both HE only
+#   and TIE only; TIE alone confuses people close together, so it enters the cost as a small second term
+#   (its weight chosen by the calibration on training clips).
+# * **Shot cuts and camera motion** are where appearance beats geometry: the tracker detects the cut and leaves
+#   TIE and the memory's predicted position out of the cost there (notebook 05).
+# * **The memory** helps where people come back (`interaction`, `occlusion`); **crowds** stay the hardest case.
 
 # %% [markdown]
 # ## 7. Failure cases
@@ -396,10 +423,24 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# At full size the hidden fraction matters most: people with at least 40 % of their joints hidden are found
-# at a mean PCKh of about 0.09, against 0.22 for unoccluded people. Height matters less than one would think:
-# people under 50 px are found at 0.14, everyone taller at 0.16-0.20; this detector misses large people too.
-#
+# The same bins as numbers, and which factor matters more: the spread of mean PCKh across the bins of each.
+
+# %%
+def binned_pck(values, edges):
+    bins = np.digitize(values, edges[1:-1])
+    return {f"{a:g}-{b:g}": round(float(pck[bins == i].mean()), 2) for i, (a, b) in enumerate(zip(edges, edges[1:]))
+            if (bins == i).any()}
+
+
+by_height = binned_pck(height, [0, 50, 70, 90, 120, 400])
+by_hidden = binned_pck(hidden, [0, 0.01, 0.2, 0.4, 1.01])
+print("mean PCKh by height (px):", by_height)
+print("mean PCKh by hidden fraction:", by_hidden)
+spread = {"height": np.ptp(list(by_height.values())), "hidden fraction": np.ptp(list(by_hidden.values()))}
+print(f"PCKh spread across bins: height {spread['height']:.2f}, hidden fraction {spread['hidden fraction']:.2f}"
+      f" -> {max(spread, key=spread.get)} matters more here")
+
+# %% [markdown]
 # ### The gallery
 #
 # `worst_cases` ranks the scored people for one category (`mpat_nb.failures.CATEGORIES`). All but id drift
@@ -467,29 +508,28 @@ plt.show()
 choice_viewer(category_picture, list(CATEGORIES), description="failure", width=7)
 
 # %% [markdown]
-# What the full-size gallery shows (the cases change with the clips):
-# * **motion blur**: people with all 15 joints visible but smeared by the blur, of whom not one joint is found
-#   (PCKh 0);
-# * **rare poses**: arms raised or spread wide, legs apart; the head and a joint or two of the torso are
-#   found (PCKh 0.2-0.27), the raised limbs are not;
-# * **heavy occlusion**: people in a crowd or behind a pillar with 10 of their 15 joints hidden; none of the
-#   5 visible ones is found;
-# * **small people**: far people 33-37 px tall, of whom at most one joint is found;
+# What to look for in the gallery (the cases, and their PCKh printed above, change with the clips):
+# * **motion blur**: people with most joints visible but smeared by the blur, of whom few or no joints are found;
+# * **rare poses**: arms raised or spread wide, legs apart; the head and the torso are found, the raised limbs
+#   less often;
+# * **heavy occlusion**: people in a crowd or behind a pillar with most joints hidden; the visible ones are
+#   often missed too;
+# * **small people**: far people a few dozen pixels tall;
 # * **id drift**: with perfect poses, a person overlapping or passing another hands its id to the neighbour
-#   and gets a new or the neighbour's id; at a shot change, two people swap ids across the cut.
+#   and gets a new or the neighbour's id; at a shot change, two people can swap ids across the cut.
 #
-# The paper reports the same categories for its real-data model; here the first four are dominated by a
-# detector that is weak everywhere, and the fifth by the TIE term (section 6).
+# The paper reports the same categories for its real-data model; here the first four are dominated by the
+# small detector, the fifth by people close together, where the geometric term can vote for the neighbour.
 #
 # ## Summary
 # * MOTA $= 1 - (\mathrm{FN} + \mathrm{FP} + \mathrm{IDSW})/\mathrm{GT}$ per joint; with a weak detector the
 #   misses dominate it and hide the tracker, so the tracker is compared on **ground-truth poses**, where
 #   MOTA $\approx 1 - \mathrm{IDSW}/\mathrm{GT}$ and mAP $\approx 100$.
 # * mAP ignores identities: all six trackers have the same mAP.
-# * With the shipped `tiny` models, HE does the tracking; the TIE term, whose fields are worse than "nobody
-#   moves", is useful only as a small correction (weight 0.1: fewer switches under fast motion, more at cuts);
-#   the memory of lost tracks removes switches where people reappear (`interaction`, `occlusion`); the
-#   geometric baselines are strong at 25 fps, but make switches under camera motion where HE makes none.
+# * With the shipped `tiny` models, HE does most of the tracking and the TIE term is a small correction (its
+#   weight calibrated on training clips); the memory of lost tracks removes switches where people reappear
+#   (`interaction`, `occlusion`); the geometric baselines are strong at 25 fps, but make switches under camera
+#   motion and at shot cuts, where appearance does not (section 6 prints the numbers).
 # * `mpat_nb.failures` finds failure cases per category (lowest PCKh in blurred clips, rarest poses, most
 #   hidden, smallest, identity changes) and draws them next to the ground truth.
 #
