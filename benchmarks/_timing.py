@@ -14,7 +14,6 @@ from typing import Callable, Mapping
 
 import torch
 
-
 #: Clocks by name: ``wall`` (what a user waits) or ``cpu`` (this process's CPU seconds, all threads; with one
 #: thread it leaves out the time other processes hold the core, the steadier figure on a shared machine).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}

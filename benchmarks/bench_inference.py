@@ -21,11 +21,10 @@ import argparse
 from dataclasses import replace
 
 import torch
+from _timing import best_times, machine_line, sync  # benchmarks/_timing.py (this script's folder)
 
 from mpat_nb.inference import InferenceOptions, inference_context, prepare_for_inference
 from mpat_nb.models.spatialnet import SpatialNet
-
-from _timing import best_times, machine_line, sync  # benchmarks/_timing.py (this script's folder)
 
 
 def variants(device: torch.device, compile_model: bool) -> dict[str, InferenceOptions | None]:

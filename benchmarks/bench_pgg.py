@@ -27,10 +27,13 @@ import platform
 import sys
 
 import torch
+from _timing import (  # benchmarks/_timing.py (this script's folder)
+    add_machine_arguments,
+    best_time,
+    machine_from_arguments,
+)
 
 from mpat_nb.models.pgg import PoseGuidedGrouping
-
-from _timing import best_time, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 OUTPUT_WIDTH = 128
 

@@ -16,16 +16,14 @@ import argparse
 import time
 
 import numpy as np
+from _timing import add_machine_arguments, machine_from_arguments, machine_line  # benchmarks/_timing.py
 
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_temporal_pair, shipped_checkpoint
 from mpat_nb.data.synth import generate_clip
 from mpat_nb.inference import InferenceOptions, inference_options
+from mpat_nb.tracking.config import TrackerConfig
 from mpat_nb.tracking.pipeline import NetworkObserver, track_step
 from mpat_nb.tracking.trackers import make_tracker
-from mpat_nb.tracking.config import TrackerConfig
-from mpat_nb.checkpoints import load_temporal_pair
-
-from _timing import add_machine_arguments, machine_from_arguments, machine_line  # benchmarks/_timing.py
 
 
 def track(observer: NetworkObserver, frames) -> tuple[float, list]:
@@ -46,7 +44,6 @@ def agreement(reference: list, other: list, min_score: float = 0.2) -> tuple[flo
     """(share of the reference's joints found by ``other`` within 1 px, median distance) over all frames."""
     distances = []
     for ref_people, other_people in zip(reference, other):
-        found = np.concatenate(other_people) if other_people else np.zeros((0, 3))      # (N K, 3) x, y, score
         for joints in ref_people:
             for k, (x, y, score) in enumerate(joints):
                 if score < min_score:

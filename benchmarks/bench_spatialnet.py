@@ -13,6 +13,13 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _timing import (  # benchmarks/_timing.py (this script's folder)
+    add_machine_arguments,
+    best_time,
+    machine_from_arguments,
+    machine_line,
+    sync,
+)
 
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.datasets import SyntheticSpatialDataset, collate_samples
@@ -20,8 +27,6 @@ from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet, count_parameters
 from mpat_nb.precision import cpu_has_native_bf16, resolve_precision
 from mpat_nb.train import as_float32
-
-from _timing import best_time, machine_line, sync, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 
 def main() -> None:

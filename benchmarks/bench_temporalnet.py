@@ -19,14 +19,19 @@ import argparse
 import dataclasses
 
 import torch
+from _timing import (  # benchmarks/_timing.py (this script's folder)
+    add_machine_arguments,
+    best_time,
+    machine_from_arguments,
+    machine_line,
+    sync,
+)
 
 from mpat_nb.config import get_temporal_config
 from mpat_nb.data.pairs import SyntheticPairDataset, collate_pairs
 from mpat_nb.losses import temporal_loss
 from mpat_nb.models.spatialnet import SpatialNet, count_parameters
 from mpat_nb.models.temporalnet import TemporalNet, frozen_spatial_outputs
-
-from _timing import best_time, machine_line, sync, add_machine_arguments, machine_from_arguments  # benchmarks/_timing.py (this script's folder)
 
 
 def main() -> None:

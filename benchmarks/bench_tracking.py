@@ -21,13 +21,12 @@ import time
 from collections import defaultdict
 
 import numpy as np
+from _timing import machine_line  # benchmarks/_timing.py (this script's folder)
 
 import mpat_nb.tracking.trackers as trackers_module
 from mpat_nb.data.annotations import Person
 from mpat_nb.skeleton import NUM_JOINTS
 from mpat_nb.tracking import Detection, FrameObservation, TrackerConfig, make_tracker
-
-from _timing import machine_line  # benchmarks/_timing.py (this script's folder)
 
 TRACKERS = ("HE+TIE", "HE+TIE+memory", "greedy OKS", "Hungarian IoU")
 #: Functions of the trackers module timed as "cost" and as "lsa" (wrapped in place while the benchmark runs).

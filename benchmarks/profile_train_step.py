@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _timing import machine_line  # benchmarks/_timing.py (this script's folder)
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.datasets import SyntheticSpatialDataset, collate_samples
 from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
-
-from _timing import machine_line  # benchmarks/_timing.py (this script's folder)
 
 PHASES = ("data", "forward", "loss", "backward", "optimizer")
 

@@ -61,10 +61,10 @@ def grouping_ablation(models: Mapping[str, object], presets: Sequence[str] = ("c
     validation seeds, which never overlap the training data; ``"train"`` with a large ``offset`` is for
     choosing decoding parameters without looking at the validation clips).
     """
-    from mpat_nb.evaluate import evaluate
-    from mpat_nb.grouping_quality import grouping_quality
     from mpat_nb.data.synth import generate_clip, split_seeds
     from mpat_nb.decode import predict_videos
+    from mpat_nb.evaluate import evaluate
+    from mpat_nb.grouping_quality import grouping_quality
 
     rows = []
     per_model = {name: dict(decoders) if decoders is not None else ablation_decoders(model) for name, model in models.items()}

@@ -13,8 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-from mpat_nb.utils import (InputError, Terminated, TrainingError, check_output_folder, get_device,
-                            removes_created_folders, signals_raise)
+from mpat_nb.utils import (
+    InputError,
+    Terminated,
+    TrainingError,
+    check_output_folder,
+    get_device,
+    removes_created_folders,
+    signals_raise,
+)
 
 #: Largest frame side of ``--size`` (pixels): a 8192 x 8192 RGB frame is 200 MB, beyond that it is a typo.
 MAX_FRAME_SIDE = 8192

@@ -49,7 +49,13 @@ from mpat_nb.checkpoints import decode_tuning, load_checkpoint, load_weights, sa
 from mpat_nb.codec import svf_to_pixels
 from mpat_nb.config import LOSS_WEIGHTS, get_spatial_config
 from mpat_nb.data.augment import AugmentConfig
-from mpat_nb.data.datasets import AnnotatedFramesDataset, SyntheticSpatialDataset, coco_frames, collate_samples, posetrack_frames
+from mpat_nb.data.datasets import (
+    AnnotatedFramesDataset,
+    SyntheticSpatialDataset,
+    coco_frames,
+    collate_samples,
+    posetrack_frames,
+)
 from mpat_nb.data.synth import validation_clips
 from mpat_nb.decode import DecodeConfig, predict_videos, tuned_decode_config
 from mpat_nb.losses import pgg_loss, spatial_loss

@@ -38,8 +38,13 @@ from typing import Callable
 import torch
 
 from mpat_nb import distributed
-from mpat_nb.checkpoints import (load_checkpoint, load_frozen_spatialnet, load_weights,
-                                 spatial_checkpoint_path, weights_fingerprint)
+from mpat_nb.checkpoints import (
+    load_checkpoint,
+    load_frozen_spatialnet,
+    load_weights,
+    spatial_checkpoint_path,
+    weights_fingerprint,
+)
 from mpat_nb.config import MAX_FRAME_GAP, TEMPORAL_LOSS_WEIGHTS, get_temporal_config
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.pairs import PairBatch, SyntheticPairDataset, collate_pairs, tvf_on_short_gaps
@@ -47,8 +52,7 @@ from mpat_nb.losses import temporal_loss
 from mpat_nb.models.temporalnet import TemporalNet, TemporalNetOutput, frozen_spatial_outputs
 from mpat_nb.precision import resolve_precision
 from mpat_nb.temporal_metrics import pair_metrics
-from mpat_nb.train import (TrainingStage, as_float32, check_resumable, check_run_settings, run_training,
-                           start_process)
+from mpat_nb.train import TrainingStage, as_float32, check_resumable, check_run_settings, run_training, start_process
 from mpat_nb.utils import InputError
 
 

@@ -20,9 +20,8 @@ import time
 
 import torch
 
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
 from mpat_nb.data.synth import PRESETS
-from mpat_nb.checkpoints import load_spatialnet, load_temporalnet
 from mpat_nb.tracking.calibrate import calibrate_cut_threshold, calibrate_taus, grid_search
 from mpat_nb.tracking.config import VARIANTS, TrackerConfig
 from mpat_nb.tracking.evaluation import SOURCES, evaluate_variants, observe_clips, results_table

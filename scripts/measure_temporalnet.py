@@ -22,10 +22,15 @@ import time
 
 import torch
 
-from mpat_nb.checkpoints import shipped_checkpoint
-from mpat_nb.temporal_metrics import (REID_GAPS, TVF_PRESETS, format_reid_table, format_tvf_table, measure_reid,
-                                      measure_tvf)
-from mpat_nb.checkpoints import load_temporal_pair
+from mpat_nb.checkpoints import load_temporal_pair, shipped_checkpoint
+from mpat_nb.temporal_metrics import (
+    REID_GAPS,
+    TVF_PRESETS,
+    format_reid_table,
+    format_tvf_table,
+    measure_reid,
+    measure_tvf,
+)
 from mpat_nb.utils import get_device
 
 

@@ -19,8 +19,15 @@ import torch
 from mpat_nb.checkpoints import load_checkpoint, load_spatialnet
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.synth import validation_clips
-from mpat_nb.train import (SpatialTrainConfig, batchnorm_batches, collate_images, recalibrate_batchnorm, training_data,
-                           validation_decode_config, validation_map)
+from mpat_nb.train import (
+    SpatialTrainConfig,
+    batchnorm_batches,
+    collate_images,
+    recalibrate_batchnorm,
+    training_data,
+    validation_decode_config,
+    validation_map,
+)
 from mpat_nb.utils import atomic_path
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from mpat_nb.data.augment import (
-    NO_AUGMENTATION, AugmentParams, augment_image, augment_joints, augment_mask, augment_points,
+    NO_AUGMENTATION,
+    AugmentParams,
+    augment_image,
+    augment_joints,
+    augment_mask,
+    augment_points,
     sample_augmentation,
 )
 from mpat_nb.skeleton import JOINT_NAMES

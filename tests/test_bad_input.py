@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mpat_nb.checkpoints import export_checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
+from mpat_nb.checkpoints import load_checkpoint, save_checkpoint, shipped_checkpoint
 from mpat_nb.cli import main
 from mpat_nb.config import get_spatial_config
 from mpat_nb.data.video_io import h264_encoder, read_image, read_video, write_video

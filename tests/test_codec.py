@@ -6,8 +6,8 @@ import torch
 
 from mpat_nb.codec import (
     SpatialTargets,
-    collate_targets,
     centres_and_scales_from_joints,
+    collate_targets,
     encode_targets,
     heatmap_nms,
     joints_to_output_coords,

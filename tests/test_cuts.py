@@ -4,11 +4,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_tracking import detection, perfect_fields
 
 from mpat_nb.data.synth import generate_clip, split_seeds
 from mpat_nb.tracking import EmbeddingTracker, FrameObservation, TrackerConfig
 from mpat_nb.tracking.cuts import colour_histogram, frame_change
-from test_tracking import detection, perfect_fields
 
 
 def test_frame_change_is_zero_for_the_same_colours_and_one_for_disjoint_colours():

@@ -73,11 +73,10 @@ def test_tuned_bandwidths_travel_with_the_checkpoint(tmp_path):
     uses it unless the caller sets the field; a bad entry is refused with the file named."""
     import dataclasses as _dataclasses
 
-    from mpat_nb.checkpoints import save_checkpoint, store_decode_tuning
+    from mpat_nb.checkpoints import load_spatialnet, save_checkpoint, store_decode_tuning
     from mpat_nb.config import get_spatial_config
     from mpat_nb.decode import DecodeConfig, tuned_decode_config
     from mpat_nb.models.spatialnet import SpatialNet
-    from mpat_nb.checkpoints import load_spatialnet
     from mpat_nb.utils import InputError
 
     config = get_spatial_config("tiny")

@@ -459,7 +459,7 @@ def test_ignore_polygon_boundary_kept_interior_removed():
 
 def test_ignore_regions_in_evaluate():
     gt, pred = gt_clip(), two_person_clip()
-    x0, y0 = 100, 100  # person A: joint k at (100 + 20 k, 100 + 7 k)
+    # person A: joint k at (100 + 20 k, 100 + 7 k)
     # A box whose right edge passes exactly through joint 2 of A (x = 140, y = 114) and covers joints 0-1.
     region = np.array([[90, 90], [140, 90], [140, 200], [90, 200]], dtype=float)
     far_region = np.array([[1400, 0], [1900, 0], [1900, 400], [1400, 400]], dtype=float)

@@ -3,13 +3,19 @@
 import dataclasses
 import warnings
 
-import pytest
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from mpat_nb.config import TEMPORAL_PRESETS, get_spatial_config
-from mpat_nb.inference import InferenceOptions, fuse_conv_batchnorm, inference_context, inference_options, prepare_for_inference
+from mpat_nb.inference import (
+    InferenceOptions,
+    fuse_conv_batchnorm,
+    inference_context,
+    inference_options,
+    prepare_for_inference,
+)
 from mpat_nb.models.hourglass import Residual
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.models.temporalnet import TemporalNet
@@ -178,10 +184,9 @@ def test_network_observer_with_fast_paths_matches_the_default():
     Ground-truth poses are tracked so that both see the same people: decoding itself is not compared, because
     AE grouping of the weak tiny model flips on float rounding (a 1e-7 change of one heatmap score moved a
     candidate between people when we tried), as it would with another thread count."""
-    from mpat_nb.checkpoints import shipped_checkpoint
+    from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.tracking.pipeline import NetworkObserver
-    from mpat_nb.checkpoints import load_spatialnet, load_temporalnet
 
     spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"))
     temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"))
@@ -204,11 +209,10 @@ def test_bf16_moves_few_decoded_joints_of_the_shipped_models():
     """The tolerance behind ``track`` / ``demo`` keeping fp32 as the default and offering ``--precision bf16``:
     with bf16 autocast at least 95 % of fp32's decoded joints (score >= 0.2) stay within one output-grid pixel
     (``benchmarks/bench_pipeline.py`` measures the share on longer clips)."""
-    from mpat_nb.checkpoints import shipped_checkpoint
+    from mpat_nb.checkpoints import load_temporal_pair, shipped_checkpoint
     from mpat_nb.data.synth import generate_clip
     from mpat_nb.inference import inference_options
     from mpat_nb.tracking.pipeline import NetworkObserver
-    from mpat_nb.checkpoints import load_temporal_pair
 
     spatial, temporal = load_temporal_pair(shipped_checkpoint("temporalnet_tiny.pt"))
     frames = generate_clip(preset="mixed", seed=7, num_frames=3).frames

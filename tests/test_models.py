@@ -5,10 +5,17 @@ import dataclasses
 import pytest
 import torch
 
-from mpat_nb.config import (LOSS_WEIGHTS, ORDINAL_RELATIONS, SPATIAL_PRESETS, SpatialNetConfig,
-                            get_spatial_config)
-from mpat_nb.models import (Hourglass, Residual, SpatialNet, SpatialNetOutput, StackedHourglass,
-                            count_parameters, estimate_flops, preset_table)
+from mpat_nb.config import LOSS_WEIGHTS, ORDINAL_RELATIONS, SPATIAL_PRESETS, SpatialNetConfig, get_spatial_config
+from mpat_nb.models import (
+    Hourglass,
+    Residual,
+    SpatialNet,
+    SpatialNetOutput,
+    StackedHourglass,
+    count_parameters,
+    estimate_flops,
+    preset_table,
+)
 from mpat_nb.skeleton import NUM_JOINTS
 from mpat_nb.utils import InputError
 

@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from mpat_nb.config import SVF_NORMALISER
-from mpat_nb.decode import DecodeConfig, decode_batch, extract_candidates
+from mpat_nb.decode import DecodeConfig, decode_batch, extract_candidates, pgg_refiner
 from mpat_nb.losses import pgg_loss
-from mpat_nb.decode import pgg_refiner
 from mpat_nb.models.pgg import GatheredPoints, PGGOutput, PoseGuidedGrouping, gather_points
 
 W = 32   # output width; delta_SIE = 6/128 * 32 = 1.5 px

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from mpat_nb.data.synth import (
-    HARD_CASES, PRESETS, SynthConfig, SyntheticVideoSource, generate_clip, iter_frames, split_seeds,
+    HARD_CASES,
+    PRESETS,
+    SynthConfig,
+    SyntheticVideoSource,
+    generate_clip,
+    iter_frames,
+    split_seeds,
 )
 from mpat_nb.skeleton import JOINT_TO_SLOT17
 from mpat_nb.utils import InputError

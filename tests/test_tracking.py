@@ -1,6 +1,5 @@
 """Tracking: distances, our HE + TIE tracker, memory, the peer baselines, the network pipeline, evaluation."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -10,8 +9,14 @@ from mpat_nb.codec_temporal import boxes_from_joints, encode_tvf_targets
 from mpat_nb.config import SVF_NORMALISER
 from mpat_nb.data.annotations import Person
 from mpat_nb.skeleton import NUM_JOINTS
-from mpat_nb.tracking import (EmbeddingTracker, FrameObservation, GreedyOKSTracker, HungarianIoUTracker, TrackerConfig,
-                              make_tracker)
+from mpat_nb.tracking import (
+    EmbeddingTracker,
+    FrameObservation,
+    GreedyOKSTracker,
+    HungarianIoUTracker,
+    TrackerConfig,
+    make_tracker,
+)
 from mpat_nb.tracking.costs import box_iou, he_distances, oks, tie_distances
 from mpat_nb.tracking.observation import Detection
 
@@ -208,7 +213,7 @@ def test_networks_run_once_per_frame(models, clip):
     assert observations[0].tvf_forward is None
     assert observations[1].tvf_forward.shape == observations[1].tvf_backward.shape == (2, 64, 64)
     assert all(o.network_seconds > 0 and (o.width, o.height) == (160, 128) for o in observations)
-    from mpat_nb.tracking.cuts import frame_change                  # the shot-cut test's input, per frame
+    from mpat_nb.tracking.cuts import frame_change  # the shot-cut test's input, per frame
 
     assert [o.frame_change for o in observations] == [0.0] + [
         frame_change(a, b) for a, b in zip(clip.frames[:-1], clip.frames[1:])]

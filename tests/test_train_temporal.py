@@ -8,15 +8,29 @@ import torch
 
 import mpat_nb.train as train_module_shared
 import mpat_nb.train_temporal as train_module
-from mpat_nb.checkpoints import load_checkpoint, load_temporal_pair, load_temporalnet, save_checkpoint, weights_fingerprint
+from mpat_nb.checkpoints import (
+    load_checkpoint,
+    load_temporal_pair,
+    load_temporalnet,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from mpat_nb.cli import _train_config, build_parser, main
 from mpat_nb.codec_temporal import boxes_from_joints, encode_tvf_targets
 from mpat_nb.config import SPATIAL_PRESETS, SVF_NORMALISER, TEMPORAL_PRESETS, get_spatial_config
 from mpat_nb.data.pairs import FramePeople
 from mpat_nb.models.spatialnet import SpatialNet
 from mpat_nb.skeleton import NUM_JOINTS
-from mpat_nb.temporal_metrics import (colour_histograms, end_point_error, format_reid_table, format_tvf_table,
-                                      measure_reid, measure_tvf, rank1_accuracy, zero_motion_fields)
+from mpat_nb.temporal_metrics import (
+    colour_histograms,
+    end_point_error,
+    format_reid_table,
+    format_tvf_table,
+    measure_reid,
+    measure_tvf,
+    rank1_accuracy,
+    zero_motion_fields,
+)
 from mpat_nb.train_temporal import TemporalTrainConfig, train_temporalnet
 from mpat_nb.utils import InputError, TrainingError
 

@@ -22,8 +22,15 @@ from torch.utils.data import Dataset
 from mpat_nb.codec import SpatialTargets, collate_targets, encode_targets, joints_to_output_coords
 from mpat_nb.data.annotations import Frame, Person
 from mpat_nb.data.augment import (
-    NO_AUGMENTATION, AugmentConfig, AugmentParams, augment_image, augment_joints, augment_mask, augment_points,
-    sample_augmentation, to_rgb,
+    NO_AUGMENTATION,
+    AugmentConfig,
+    AugmentParams,
+    augment_image,
+    augment_joints,
+    augment_mask,
+    augment_points,
+    sample_augmentation,
+    to_rgb,
 )
 from mpat_nb.skeleton import NUM_JOINTS
 

@@ -30,9 +30,16 @@ from mpat_nb.codec import centres_and_scales_from_joints, joints_to_output_coord
 from mpat_nb.codec_temporal import TVFTargets, boxes_from_joints, collate_tvf_targets, encode_tvf_targets
 from mpat_nb.config import MAX_FRAME_GAP
 from mpat_nb.data.annotations import Person
-from mpat_nb.data.augment import (NO_AUGMENTATION, AugmentConfig, AugmentParams, augment_image, augment_joints,
-                                  augment_points, sample_augmentation)
-from mpat_nb.data.augment import to_rgb
+from mpat_nb.data.augment import (
+    NO_AUGMENTATION,
+    AugmentConfig,
+    AugmentParams,
+    augment_image,
+    augment_joints,
+    augment_points,
+    sample_augmentation,
+    to_rgb,
+)
 from mpat_nb.data.datasets import people_to_arrays
 from mpat_nb.utils import DeviceMovable
 

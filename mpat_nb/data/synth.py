@@ -76,12 +76,29 @@ import numpy as np
 
 from mpat_nb.data.annotations import Frame, Person, Video
 from mpat_nb.data.body import (
-    LOCOMOTION_KINDS, MOTION_KINDS, POINT, REFERENCE_HEIGHT, BodyShape,
-    body_points, ground_speed, pose_angles, sample_body_shape, sample_motion_program,
+    LOCOMOTION_KINDS,
+    MOTION_KINDS,
+    POINT,
+    REFERENCE_HEIGHT,
+    BodyShape,
+    body_points,
+    ground_speed,
+    pose_angles,
+    sample_body_shape,
+    sample_motion_program,
 )
 from mpat_nb.data.render import (
-    OccluderLook, PersonStyle, add_sensor_noise, blur_along, draw_occluder, draw_person, jpeg_roundtrip,
-    make_background, person_style, sample_appearances, sample_occluder_look,
+    OccluderLook,
+    PersonStyle,
+    add_sensor_noise,
+    blur_along,
+    draw_occluder,
+    draw_person,
+    jpeg_roundtrip,
+    make_background,
+    person_style,
+    sample_appearances,
+    sample_occluder_look,
 )
 from mpat_nb.skeleton import JOINT_TO_SLOT17, NUM_KEYPOINTS_17, UNANNOTATED_SLOTS_17
 from mpat_nb.utils import InputError
@@ -668,7 +685,7 @@ def _plan_camera(rng: np.random.Generator, config: SynthConfig, size: tuple[int,
     corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
     inverse = np.linalg.inv(linear)
     seen = np.einsum("tij,tkj->tki", inverse, corners[None] - offset[:, None])         # (T, 4, 2)
-    low, high = seen.reshape(-1, 2).min(0) - 4, seen.reshape(-1, 2).max(0) + 4
+    low = seen.reshape(-1, 2).min(0) - 4
     # Shift the scene so that the canvas starts at (0, 0).
     offset = offset + np.einsum("tij,j->ti", linear, low)
     view_min, view_max = seen.reshape(-1, 2).min(0) - low, seen.reshape(-1, 2).max(0) - low
@@ -817,7 +834,7 @@ def _sample_occluder(rng: np.random.Generator, config: SynthConfig, camera: _Cam
     """A pillar (full height), crate (hides legs) or sign board (hides torsos) standing on the ground."""
     kind = kind or str(rng.choice(["pillar", "crate", "sign"], p=[0.4, 0.35, 0.25]))
     depth = depth if depth is not None else float(rng.uniform(0.7 * config.depth_range[0], config.depth_range[1]))
-    f, (cx, cy), h = camera.focal, camera.principal, camera.height
+    f, cy, h = camera.focal, camera.principal[1], camera.height
     if scene_x is None:
         width_m = rng.uniform(*{"pillar": (0.25, 0.6), "crate": (0.6, 1.6), "sign": (0.6, 1.3)}[kind])
         centre = rng.uniform(camera.view_min[0], camera.view_max[0])

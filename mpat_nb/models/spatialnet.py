@@ -30,9 +30,15 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from mpat_nb.config import (HEATMAP_HEAD_INIT_STD, IMAGE_MEAN, IMAGE_STD, SPATIAL_PRESETS,
-                            SpatialNetConfig, get_spatial_config)
 from mpat_nb.codec import instance_embedding, svf_to_pixels
+from mpat_nb.config import (
+    HEATMAP_HEAD_INIT_STD,
+    IMAGE_MEAN,
+    IMAGE_STD,
+    SPATIAL_PRESETS,
+    SpatialNetConfig,
+    get_spatial_config,
+)
 from mpat_nb.models.hourglass import StackedHourglass
 
 

@@ -30,8 +30,8 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, conv1x1
 from torchvision.ops import roi_align
 
-from mpat_nb.config import IMAGE_MEAN, IMAGE_STD, TemporalNetConfig, get_temporal_config
 from mpat_nb.codec import instance_embedding, svf_to_pixels
+from mpat_nb.config import IMAGE_MEAN, IMAGE_STD, TemporalNetConfig, get_temporal_config
 from mpat_nb.models.hourglass import Hourglass, conv_bn_relu
 from mpat_nb.utils import InputError
 

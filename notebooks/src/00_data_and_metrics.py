@@ -21,7 +21,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -266,6 +265,7 @@ assert motas[-1] < motas[0]
 
 # %%
 from mpat_nb.widgets import choice_viewer, frame_scrubber
+
 
 def draw_clip_frame(t, clip=clips["shot_change"]):
     return draw_frame(clip.frames[t], clip.video.frames[t], show_boxes=True, show_head_boxes=True)

@@ -22,7 +22,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -237,8 +236,6 @@ print("our Residual and Hourglass match mpat_nb.models.hourglass")
 # They match, so from here on the notebook uses the library's versions.
 
 # %%
-from mpat_nb.models import Hourglass, Residual, SpatialNet  # noqa: F811 (the library replaces our rebuild)
-
 # %% [markdown]
 # ## 3. Stacking with intermediate supervision
 #
@@ -267,11 +264,11 @@ from mpat_nb.models import Hourglass, Residual, SpatialNet  # noqa: F811 (the li
 # The shipped `tiny` preset has **one** wide stack (96 channels: on a 2-core CPU width buys more accuracy per
 # minute of training than a second stack, see `mpat_nb/config.py`), so to watch stacking we use a narrow
 # **two-stack** variant of it, `TWO_STACKS` (32 channels), here and in section 6.
-
 # %%
 import dataclasses
 
 from mpat_nb.config import SPATIAL_PRESETS
+from mpat_nb.models import Hourglass, Residual, SpatialNet  # noqa: F811 (the library replaces our rebuild)
 
 TWO_STACKS = dataclasses.replace(SPATIAL_PRESETS["tiny"], name="tiny-2-stacks", num_stacks=2, channels=32, increase=16)
 net = SpatialNet(TWO_STACKS).eval()

@@ -20,7 +20,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -514,11 +513,10 @@ assert np.allclose(ordinal[0][owner_index == leftmost], 0.0)
 # ($10^{-3}$, $10^{-4}$) follow more slowly.
 
 # %%
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_spatialnet, shipped_checkpoint
 from mpat_nb.codec import collate_targets
 from mpat_nb.losses import spatial_loss
 from mpat_nb.models.spatialnet import SpatialNet
-from mpat_nb.checkpoints import load_spatialnet
 
 model = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 untrained = SpatialNet("tiny").to(device).eval()
@@ -665,7 +663,6 @@ assert val_map > 5.0, "the shipped checkpoint should score well above an untrain
 # function the widget calls.
 
 # %%
-import cv2
 
 from mpat_nb.skeleton import JOINT_NAMES
 from mpat_nb.widgets import choice_viewer

@@ -19,7 +19,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -188,9 +187,8 @@ widgets.VBox([widgets.HBox(list(toy_controls.values())), widgets.interactive_out
 # %%
 from pathlib import Path
 
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_spatialnet, shipped_checkpoint
 from mpat_nb.data.formats import load_posetrack18, read_image
-from mpat_nb.checkpoints import load_spatialnet
 
 model = load_spatialnet(shipped_checkpoint("spatialnet_tiny_pgg.pt"), device=device)
 base_model = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
@@ -298,8 +296,8 @@ plt.show()
 
 # %%
 from mpat_nb.ablation import pgg_separation
-from mpat_nb.grouping_quality import embedding_separation
 from mpat_nb.data.synth import validation_clips
+from mpat_nb.grouping_quality import embedding_separation
 
 
 def frame_separation(iterations):

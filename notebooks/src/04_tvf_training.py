@@ -22,7 +22,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -66,7 +65,7 @@ print(f"fast mode: {FAST}, device: {device}")
 # large displacements) and letterbox them into the `tiny` network's input without augmentation.
 
 # %%
-from mpat_nb.codec_temporal import boxes_from_joints, encode_tvf_targets
+from mpat_nb.codec_temporal import encode_tvf_targets
 from mpat_nb.config import SVF_NORMALISER, get_spatial_config
 from mpat_nb.data.augment import NO_AUGMENTATION
 from mpat_nb.data.pairs import augment_frame
@@ -200,12 +199,11 @@ plt.show()
 # %%
 from torch.utils.data import DataLoader
 
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_frozen_spatialnet, shipped_checkpoint
 from mpat_nb.data.augment import AugmentConfig
 from mpat_nb.data.pairs import SyntheticPairDataset, collate_pairs
 from mpat_nb.losses import tvf_loss
 from mpat_nb.models.temporalnet import TemporalNet, frozen_spatial_outputs
-from mpat_nb.checkpoints import load_frozen_spatialnet
 
 STEPS, BATCH = (30, 4) if FAST else (200, 8)
 spatial = load_frozen_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), "tiny", device)
@@ -269,8 +267,8 @@ plt.show()
 # $d = 1 .. 5$, and draw target (yellow) and prediction (red) arrows.
 
 # %%
-from mpat_nb.temporal_metrics import end_point_error, zero_motion_fields
 from mpat_nb.checkpoints import load_temporal_pair
+from mpat_nb.temporal_metrics import end_point_error, zero_motion_fields
 
 spatial, temporal = load_temporal_pair(shipped_checkpoint("temporalnet_tiny.pt"), device=device)
 with torch.no_grad():

@@ -23,7 +23,6 @@
 
 # %%
 # Setup: installs the package only inside Colab (never reinstalling torch, numpy, matplotlib, ipywidgets).
-import os
 import sys
 
 if "google.colab" in sys.modules:
@@ -53,9 +52,8 @@ print(f"fast mode: {FAST}, device: {device}")
 # people leave at the cut and a new one enters, the others keep their clothes (and their identity).
 
 # %%
-from mpat_nb.checkpoints import shipped_checkpoint
+from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
 from mpat_nb.data.synth import generate_clip, split_seeds
-from mpat_nb.checkpoints import load_spatialnet, load_temporalnet
 
 spatial = load_spatialnet(shipped_checkpoint("spatialnet_tiny.pt"), device=device)
 temporal = load_temporalnet(shipped_checkpoint("temporalnet_tiny.pt"), device=device)

@@ -45,7 +45,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from mpat_nb.precision import resolve_precision
 from mpat_nb.utils import get_device, is_fast_mode, seed_everything
