@@ -536,6 +536,18 @@ assert_close(weighted, losses["shipped"]["total"])
 assert losses["shipped"]["det"] < losses["untrained"]["det"], "training should lower the heatmap loss"
 
 # %% [markdown]
+# **Why KE pull rises with training.** An untrained network gives every pixel almost the same tag, so each
+# person's tags agree with their mean (pull near 0) and every pair of people shares a tag (push near its
+# maximum). Training must spread the people apart to lower push; tags that vary at all also vary a little
+# within a person, so pull goes up. What grouping needs is push falling by far more than pull rises:
+
+# %%
+pull_ratio = losses["shipped"]["ke_pull"].item() / max(losses["untrained"]["ke_pull"].item(), 1e-12)
+push_ratio = losses["untrained"]["ke_push"].item() / max(losses["shipped"]["ke_push"].item(), 1e-12)
+print(f"from untrained to shipped: KE pull x {pull_ratio:.1f}, KE push / {push_ratio:.1f}")
+assert losses["shipped"]["ke_push"] < losses["untrained"]["ke_push"], "training should push people apart"
+
+# %% [markdown]
 # ## 8. What the trained network predicts (the paper's Fig. 5)
 #
 # `mpat_nb.decode.model_maps` runs the network and returns the last stack's maps: heatmaps, KE and the SVF
