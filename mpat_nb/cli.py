@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--he-frame-gap", type=int, default=None,
                        help="temporal: half the training pairs are 6 .. N frames apart, for the HE loss only "
                             "(the TVF loss keeps the range-5 window); default: off")
-    train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg)")
+    train.add_argument("--init", default=None, help="start from the weights of this checkpoint (required for pgg; temporal: a TemporalNet's)")
     train.add_argument("--pgg-iterations", type=int, default=None, help="pgg stage: mean-shift iterations R; default: 1")
     train.add_argument("--det-foreground-weight", type=float, default=None,
                        help="weight 1 + ALPHA x target on heatmap pixels (0: the paper's plain MSE); default: 0")
@@ -307,9 +307,9 @@ def _cmd_train_temporal(args: argparse.Namespace) -> int:
     from mpat_nb import distributed
     from mpat_nb.train_temporal import TemporalTrainConfig, train_temporalnet
 
-    if args.data not in (None, "synthetic") or args.init:
-        raise InputError("train temporal trains on synthetic frame pairs from scratch: drop --data / --init "
-                         "(the frozen SpatialNet is --spatial-checkpoint)")
+    if args.data not in (None, "synthetic"):
+        raise InputError("train temporal trains on synthetic frame pairs: drop --data (the frozen SpatialNet is "
+                         "--spatial-checkpoint; --init starts from a trained TemporalNet's weights)")
     args.data = None                                          # --data synthetic: what temporal does anyway
     config = _train_config(args, TemporalTrainConfig, {"val_every": 500})
     result = train_temporalnet(config, _train_out(args, "runs/temporalnet"), resume=args.resume)

@@ -64,6 +64,8 @@ class TemporalTrainConfig:
     spatial_checkpoint: str | None = None   # the frozen SpatialNet; None: shipped spatialnet_<spatial_preset>.pt
     resnet50_weights: str | None = None     # torchvision ResNet-50 state dict initialising HE (paper preset);
                                             # None: from scratch (ImageNet weights cannot be downloaded here)
+    init_checkpoint: str | None = None      # start from this TemporalNet's weights (not a resume), e.g. to go on
+                                            # training on a retrained SpatialNet's features
     steps: int = 3000                       # optimiser steps in total
     batch_size: int = 16                    # frame pairs per step [Supp 2.2: 16]
     lr: float = 2e-4                        # Adam [Supp 2.2: initial 2e-4; no later rate given, kept constant [I]]
@@ -115,6 +117,10 @@ def _train_temporalnet(config: TemporalTrainConfig, out: Path, resume, progress:
     spatial_record = {"checkpoint": str(spatial_path), "fingerprint": weights_fingerprint(spatial),
                       "preset": spatial.config.name, "model_config": dataclasses.asdict(spatial.config)}
     model = precision.model(TemporalNet(model_config, config.resnet50_weights).to(device))
+    if config.init_checkpoint and resume is None:
+        initial = load_checkpoint(config.init_checkpoint, kind="temporalnet", preset=model_config.name,
+                                  map_location=device)
+        load_weights(model, initial["model"], config.init_checkpoint, f"TemporalNet {model_config.name!r}")
     state = None
     if resume is not None:   # every process loads the same checkpoint, so all start from the same state
         state = load_checkpoint(resume, kind="temporalnet", preset=model_config.name, map_location=device)

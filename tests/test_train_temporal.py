@@ -334,3 +334,24 @@ def test_cli_lr_schedule_reaches_the_temporal_config():
         return _train_config(args, TemporalTrainConfig, {}).lr_schedule
 
     assert schedule() == "constant" and schedule("--lr-schedule", "onecycle") == "onecycle"
+
+
+def test_init_starts_from_a_trained_temporalnet(tmp_path, config, monkeypatch):
+    first = train_temporalnet(dataclasses.replace(config, steps=2), tmp_path / "first", progress=False)
+    trained = load_checkpoint(first["checkpoint"], kind="temporalnet")["model"]
+    started = {}
+    real_run = train_module.run_training
+
+    def capture(stage, *args, **kwargs):
+        started.update({k: v.detach().clone() for k, v in stage.model.state_dict().items()})
+        return real_run(stage, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "run_training", capture)
+    second = dataclasses.replace(config, steps=2, init_checkpoint=str(first["checkpoint"]))
+    result = train_temporalnet(second, tmp_path / "second", progress=False)
+    assert set(started) == set(trained)
+    for key in trained:                                       # the run began from the first run's weights
+        assert torch.equal(started[key].cpu(), trained[key].cpu()), key
+    assert load_checkpoint(result["checkpoint"])["train_config"]["init_checkpoint"] == str(first["checkpoint"])
+    args = build_parser().parse_args(["train", "temporal", "--init", str(first["checkpoint"])])
+    assert _train_config(args, TemporalTrainConfig, {}).init_checkpoint == str(first["checkpoint"])
