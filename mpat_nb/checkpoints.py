@@ -116,6 +116,8 @@ def export_checkpoint(source: str | Path, target: str | Path) -> Path:
     """
     payload = load_checkpoint(source)
     kept = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler", "rng")}
+    # weights trained channels-last are stored in the standard (contiguous) layout, as a reader expects them
+    kept["model"] = {k: v.contiguous() for k, v in kept["model"].items()}
     target = Path(target)
     with atomic_path(target) as tmp:
         torch.save(kept, tmp)

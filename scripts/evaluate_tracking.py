@@ -19,13 +19,14 @@ import json
 import time
 
 import torch
+from _results import fenced, write_results
 
 from mpat_nb.checkpoints import load_spatialnet, load_temporalnet, shipped_checkpoint
 from mpat_nb.data.synth import PRESETS
 from mpat_nb.tracking.calibrate import calibrate_cut_threshold, calibrate_taus, grid_search
 from mpat_nb.tracking.config import VARIANTS, TrackerConfig
 from mpat_nb.tracking.evaluation import SOURCES, evaluate_variants, observe_clips, results_table
-from mpat_nb.utils import get_device
+from mpat_nb.utils import atomic_write_text, get_device
 
 
 def main() -> None:
@@ -40,7 +41,11 @@ def main() -> None:
     parser.add_argument("--cut-threshold", default=None,
                         help="TrackerConfig.cut_threshold for this run: a number, or 'none' to never detect shot "
                              "cuts (TIE then stays in the cost across cuts); default: the library's")
-    parser.add_argument("--json", default=None, help="also write the totals to this JSON file")
+    parser.add_argument("--json", default=None, help="also write the totals to this JSON file (with --calibrate: "
+                        "the calibration, every search and the tuned values, e.g. results/tracker_calibration.json)")
+    parser.add_argument("--save", action="store_true",
+                        help="write results/tracking.json and .md (with --calibrate: results/tracker_calibration.*), "
+                             "the README's tables and the TrackerConfig defaults' source; the shipped models")
     args = parser.parse_args()
 
     device = get_device()
@@ -68,12 +73,36 @@ def main() -> None:
                  ("Hungarian IoU", "iou_threshold", (0.05, 0.1, 0.2, 0.3, 0.5), "ground truth"),
                  ("HE+TIE", "min_joint_score", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "predicted")]
         print("\ntotal MOTA on the training-seed clips, one knob at a time (each baseline tuned the same way):")
+        searches = []
         for variant, knob, values, source in grids:
             scores = grid_search(clips, variant, knob, values, base, source=source)
             best = max(scores, key=lambda pair: pair[1])[0]
             base = dataclasses.replace(base, **{knob: best})
+            searches.append({"variant": variant, "knob": knob, "source": source, "best": best,
+                             "total_mota": {f"{v:g}": m for v, m in scores}})
             print(f"  {variant:14s} {knob:16s} ({source} poses) "
                   + "  ".join(f"{v:g}: {m:5.1f}" for v, m in scores) + f"  -> {best:g}")
+        tuned = {"tau_he": round(taus["tau_he"], 3), "tau_tie": round(taus["tau_tie"], 3),
+                 "tau_pose": round(taus["tau_pose"], 3), **{s["knob"]: s["best"] for s in searches}}
+        print("\nTrackerConfig defaults to set (mpat_nb/tracking/config.py): "
+              + ", ".join(f"{k}={v:g}" for k, v in tuned.items()))
+        record = {"clips_per_preset": args.clips, "frames": args.frames, "presets": list(args.presets),
+                  "split": "train", "taus": taus, "cut_threshold": cut, "searches": searches, "tuned": tuned}
+        if args.json:
+            atomic_write_text(args.json, json.dumps(record, indent=2) + "\n")
+            print(f"wrote {args.json}")
+        if args.save:
+            lines = ["| tracker | knob | poses | " + " | ".join(["MOTA at each value"]) + " | chosen |",
+                     "|---|---|---|---|---:|"]
+            lines += [f"| {s['variant']} | {s['knob']} | {s['source']} | "
+                      + ", ".join(f"{v}: {m:.1f}" for v, m in s["total_mota"].items()) + f" | {s['best']:g} |"
+                      for s in searches]
+            write_results("tracker_calibration", record,
+                          f"Training seeds, {args.clips} clips x {args.frames} frames of each preset. Scales (median "
+                          f"distance of true consecutive pairs, ground-truth poses): tau_HE {taus['tau_he']:.3f}, "
+                          f"tau_TIE {taus['tau_tie']:.3f}, tau_pose {taus['tau_pose']:.3f}. Shot cuts: frame change "
+                          f"at most {cut['within_max']:.3f} within shots, at least {cut['cut_min']:.3f} at the "
+                          f"{cut['cuts']:.0f} cuts. One knob at a time, total MOTA:\n\n" + "\n".join(lines))
         return
     clips = observe_clips(spatial, temporal, args.presets, num_clips=args.clips, num_frames=args.frames,
                           progress=True)
@@ -82,27 +111,27 @@ def main() -> None:
         threshold = None if args.cut_threshold.lower() == "none" else float(args.cut_threshold)
         config = dataclasses.replace(config, cut_threshold=threshold)
     results = evaluate_variants(clips, VARIANTS, config)
-    print(f"cut_threshold {config.cut_threshold}; {args.clips} validation clips x {args.frames} frames per preset, "
-          f"device {device}, "
-          f"{time.perf_counter() - started:.0f} s\n")
-    for source in SOURCES:
-        for metric in ("mota", "switches", "map"):
-            print(results_table(results, source, metric) + "\n")
+    caption = (f"cut_threshold {config.cut_threshold}; {args.clips} validation clips x {args.frames} frames per "
+               f"preset")
+    tables = [results_table(results, source, metric) for source in SOURCES for metric in ("mota", "switches", "map")]
+    print(f"{caption}, device {device}, {time.perf_counter() - started:.0f} s\n")
+    print("\n\n".join(tables) + "\n")
     for source in SOURCES:
         for result in results:
             if result.preset == "mixed" and result.source == source and result.variant in ("HE+TIE", "greedy OKS"):
                 print(f"mixed, {source} poses, {result.variant}:\n{result.result.table()}\n")
     ours = [r for r in results if r.variant == "HE+TIE" and r.source == "predicted"]
-    print("per frame (predicted poses, HE+TIE): network + decoding "
-          f"{sum(r.network_ms for r in ours) / len(ours):.1f} ms, association "
-          f"{sum(r.association_ms for r in ours) / len(ours):.2f} ms")
+    timing = (f"per frame (predicted poses, HE+TIE) on {device}: network + decoding "
+              f"{sum(r.network_ms for r in ours) / len(ours):.1f} ms, association "
+              f"{sum(r.association_ms for r in ours) / len(ours):.2f} ms")
+    print(timing)
+    totals = [{"preset": r.preset, "variant": r.variant, "source": r.source, "mota": r.result.total_mota,
+               "map": r.result.total_map, "id_switches": r.id_switches, "association_ms": r.association_ms,
+               "network_ms": r.network_ms} for r in results]
     if args.json:
-        totals = [{"preset": r.preset, "variant": r.variant, "source": r.source, "mota": r.result.total_mota,
-                   "map": r.result.total_map, "id_switches": r.id_switches, "association_ms": r.association_ms,
-                   "network_ms": r.network_ms} for r in results]
-        with open(args.json, "w") as handle:
-            json.dump(totals, handle, indent=2)
-
+        atomic_write_text(args.json, json.dumps(totals, indent=2) + "\n")
+    if args.save:
+        write_results("tracking", totals, f"{caption}; {timing}.\n\n" + "\n\n".join(fenced(t) for t in tables))
 
 if __name__ == "__main__":
     torch.set_grad_enabled(False)

@@ -19,8 +19,10 @@ import argparse
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import torch
+from _results import write_results
 
 from mpat_nb.checkpoints import load_temporal_pair, shipped_checkpoint
 from mpat_nb.temporal_metrics import (
@@ -31,7 +33,7 @@ from mpat_nb.temporal_metrics import (
     measure_reid,
     measure_tvf,
 )
-from mpat_nb.utils import get_device
+from mpat_nb.utils import atomic_write_text, get_device
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256, help="rendered frame side; default: 256")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu; default: the best available")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--save", action="store_true",
+                        help="write results/temporalnet.json and .md (the README's tables; the shipped models)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     device = get_device(args.device)
@@ -57,24 +61,23 @@ def main(argv: list[str] | None = None) -> None:
                         render_size=args.size)
     tvf = measure_tvf(spatial, temporal, presets=args.tvf_presets, num_clips=args.clips, num_frames=args.tvf_frames,
                       render_size=args.size)
-    print(f"TemporalNet {checkpoint} ({temporal.config.name}) on SpatialNet {spatial.config.name}; validation seeds, "
-          f"{args.clips} clips per preset, ground-truth person boxes; {time.perf_counter() - started:.0f} s on "
-          f"{device}")
-    print()
-    print(f"HE re-identification ({args.frames}-frame clips): rank-1 of the people of frame t among frame t - d")
-    print(format_reid_table(reid))
-    print()
-    print(f"TVF mean end-point error, pairs (t - 1, t) of {args.tvf_frames}-frame clips")
-    print(format_tvf_table(tvf, spatial.config.output_size))
+    caption = (f"TemporalNet {Path(checkpoint).name} ({temporal.config.name}) on SpatialNet {spatial.config.name}; "
+               f"validation seeds, {args.clips} clips per preset, ground-truth person boxes")
+    reid_title = f"HE re-identification ({args.frames}-frame clips): rank-1 of the people of frame t among frame t - d"
+    tvf_title = f"TVF mean end-point error, pairs (t - 1, t) of {args.tvf_frames}-frame clips"
+    tables = (f"{reid_title}\n\n{format_reid_table(reid)}\n\n"
+              f"{tvf_title}\n\n{format_tvf_table(tvf, spatial.config.output_size)}")
+    print(f"{caption}; {time.perf_counter() - started:.0f} s on {device}\n")
+    print(tables)
+    rows = {"reid": [{**dataclasses.asdict(r), "rank1_he": r.rank1_he, "rank1_histogram": r.rank1_histogram,
+                      "chance": r.chance} for r in reid],
+            "tvf": [{**dataclasses.asdict(r), "epe_tvf": r.epe_tvf, "epe_zero_motion": r.epe_zero_motion,
+                     "epe_svf": r.epe_svf} for r in tvf]}
     if args.json:
-        rows = {"reid": [{**dataclasses.asdict(r), "rank1_he": r.rank1_he, "rank1_histogram": r.rank1_histogram,
-                          "chance": r.chance} for r in reid],
-                "tvf": [{**dataclasses.asdict(r), "epe_tvf": r.epe_tvf, "epe_zero_motion": r.epe_zero_motion,
-                         "epe_svf": r.epe_svf} for r in tvf]}
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
         print(f"wrote {args.json}")
-
+    if args.save:
+        write_results("temporalnet", rows, f"{caption}.\n\n{tables}")
 
 if __name__ == "__main__":
     main()

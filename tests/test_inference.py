@@ -229,3 +229,24 @@ def test_bf16_moves_few_decoded_joints_of_the_shipped_models():
                 distances.append(np.hypot(*(same - joints[k, :2]).T).min() if len(same) else np.inf)
     assert len(distances) >= 20
     assert np.mean(np.asarray(distances) <= 1.0) >= 0.95
+
+
+@pytest.mark.parametrize("name", ["spatialnet_tiny.pt", "spatialnet_tiny_pgg.pt", "temporalnet_tiny.pt"])
+def test_shipped_weights_are_finite_and_in_the_standard_layout(name):
+    from mpat_nb.checkpoints import load_checkpoint, shipped_checkpoint
+    payload = load_checkpoint(shipped_checkpoint(name))
+    assert "optimizer" not in payload and "rng" not in payload            # exported, not a training checkpoint
+    for key, tensor in payload["model"].items():
+        assert tensor.is_contiguous(), f"{name}: {key} is not contiguous (trained channels-last, not exported?)"
+        if tensor.is_floating_point():
+            assert torch.isfinite(tensor).all(), f"{name}: {key}"
+
+
+def test_export_stores_channels_last_weights_contiguous(tmp_path):
+    from mpat_nb.checkpoints import export_checkpoint
+    weight = torch.randn(4, 3, 5, 5).to(memory_format=torch.channels_last)
+    torch.save({"kind": "spatialnet", "model": {"conv.weight": weight}, "optimizer": {}, "rng": {}},
+               tmp_path / "last.pt")
+    exported = torch.load(export_checkpoint(tmp_path / "last.pt", tmp_path / "out.pt"), weights_only=True)
+    assert exported["model"]["conv.weight"].is_contiguous()
+    assert torch.equal(exported["model"]["conv.weight"], weight) and "optimizer" not in exported
